@@ -1,0 +1,45 @@
+//! The hot path, stage by stage, on 10 s of audio: WAV decoding with
+//! resampling, the filterbank, the BiLSTM forward pass, greedy CTC.
+//!
+//!     cargo bench --bench pipeline
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use hark::audio::{decode_wav, AudioLimits, Waveform};
+use hark::ctc::{CtcDecoder, GreedyDecoder};
+use hark::features::{Fbank, FbankOptions};
+use hark::model::{AcousticModel, ModelFiles};
+
+/// 10 s of a 22.05 kHz 16-bit WAV: a tone sweep under noise.
+fn ten_seconds_wav() -> Vec<u8> {
+    let rate = 22_050u32;
+    let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut cursor = std::io::Cursor::new(Vec::new());
+    let mut writer = hound::WavWriter::new(&mut cursor, spec).unwrap();
+    let mut noise = 1u32;
+    for i in 0..rate * 10 {
+        let t = f64::from(i) / f64::from(rate);
+        noise = noise.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let s = 0.3 * (2.0 * std::f64::consts::PI * (200.0 + 100.0 * t) * t).sin() + 0.01 * (f64::from(noise >> 16) / 65536.0 - 0.5);
+        writer.write_sample((s * 32767.0) as i16).unwrap();
+    }
+    writer.finalize().unwrap();
+    cursor.into_inner()
+}
+
+fn pipeline(c: &mut Criterion) {
+    let wav = ten_seconds_wav();
+    let limits = AudioLimits::default();
+    let waveform: Waveform = decode_wav(&wav, &limits).unwrap();
+    let fbank = Fbank::new(FbankOptions::default()).unwrap();
+    let features = fbank.compute(&waveform);
+    let model = AcousticModel::load(&ModelFiles::embedded_default()).unwrap();
+    let log_probs = model.forward(&features).unwrap();
+
+    c.bench_function("decode_wav 10 s 22.05 kHz", |b| b.iter(|| decode_wav(&wav, &limits).unwrap()));
+    c.bench_function("fbank 10 s", |b| b.iter(|| fbank.compute(&waveform)));
+    c.bench_function(&format!("bilstm forward 10 s ({})", model.config().name), |b| b.iter(|| model.forward(&features).unwrap()));
+    c.bench_function("ctc greedy 10 s", |b| b.iter(|| GreedyDecoder.decode(&log_probs, model.vocabulary())));
+}
+
+criterion_group!(benches, pipeline);
+criterion_main!(benches);

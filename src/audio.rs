@@ -1,0 +1,505 @@
+//! Audio in: bytes of a WAV file → a 16 kHz mono [`Waveform`].
+//!
+//! Integer PCM and IEEE float (plain or WAVE_FORMAT_EXTENSIBLE) are read by
+//! hound; G.711 μ-law and A-law, which telephone systems such as Asterisk
+//! record and hound does not read, are expanded here from their tables. Every
+//! channel layout is mixed down to mono and every rate from 8 to 48 kHz is
+//! resampled to 16 kHz with rubato's FFT resampler.
+//!
+//! The RIFF chunks are walked here before hound sees the bytes so that a bad
+//! upload gets an error naming what is wrong with it: which codec it really
+//! holds, or how many bytes the header promised against how many arrived.
+
+use std::io::Cursor;
+
+use rubato::audioadapter_buffers::direct::InterleavedSlice;
+use rubato::{Fft, FixedSync, Resampler};
+
+/// The sample rate every later stage works at.
+pub const SAMPLE_RATE_HZ: u32 = 16_000;
+/// The lowest input rate accepted: narrow-band telephone audio.
+pub const MIN_INPUT_RATE_HZ: u32 = 8_000;
+/// The highest input rate accepted.
+pub const MAX_INPUT_RATE_HZ: u32 = 48_000;
+
+/// Mono audio at [`SAMPLE_RATE_HZ`], samples in [-1, 1].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Waveform {
+    samples: Vec<f32>,
+}
+
+impl Waveform {
+    /// Wraps 16 kHz mono samples in [-1, 1].
+    pub fn from_samples(samples: Vec<f32>) -> Self {
+        Self { samples }
+    }
+
+    pub fn samples(&self) -> &[f32] {
+        &self.samples
+    }
+
+    pub fn duration_s(&self) -> f64 {
+        self.samples.len() as f64 / f64::from(SAMPLE_RATE_HZ)
+    }
+}
+
+/// What an upload may hold, set once at start-up.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AudioLimits {
+    /// Longer audio is refused before it is decoded, so one request cannot
+    /// hold the service for an hour of inference.
+    pub max_duration_s: f64,
+}
+
+impl Default for AudioLimits {
+    fn default() -> Self {
+        Self {
+            max_duration_s: 600.0,
+        }
+    }
+}
+
+/// Why an upload could not be turned into a [`Waveform`].
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum AudioError {
+    #[error("not a WAV file: {detected}; send RIFF/WAVE audio")]
+    NotWav { detected: String },
+    #[error("truncated WAV: the header declares {declared} bytes of the '{chunk}' chunk but only {available} follow")]
+    Truncated {
+        chunk: String,
+        declared: u64,
+        available: u64,
+    },
+    #[error("malformed WAV: {0}")]
+    Malformed(String),
+    #[error("unsupported codec in WAV: {name} (format tag 0x{tag:04x}); send PCM, IEEE float, μ-law or A-law")]
+    UnsupportedCodec { tag: u16, name: &'static str },
+    #[error("unsupported sample rate {rate_hz} Hz; hark accepts {MIN_INPUT_RATE_HZ}–{MAX_INPUT_RATE_HZ} Hz")]
+    UnsupportedSampleRate { rate_hz: u32 },
+    #[error("the WAV file holds no audio samples")]
+    NoSamples,
+    #[error("audio is {duration_s:.1} s long; the maximum is {max_s:.1} s")]
+    TooLong { duration_s: f64, max_s: f64 },
+}
+
+const WAVE_FORMAT_PCM: u16 = 0x0001;
+const WAVE_FORMAT_IEEE_FLOAT: u16 = 0x0003;
+const WAVE_FORMAT_ALAW: u16 = 0x0006;
+const WAVE_FORMAT_MULAW: u16 = 0x0007;
+const WAVE_FORMAT_EXTENSIBLE: u16 = 0xFFFE;
+
+/// Names of the codecs people actually find inside WAV files, for errors.
+fn codec_name(tag: u16) -> &'static str {
+    match tag {
+        0x0002 => "Microsoft ADPCM",
+        0x0011 => "IMA ADPCM",
+        0x0031 => "GSM 6.10",
+        0x0040 => "G.721 ADPCM",
+        0x0050 => "MPEG audio",
+        0x0055 => "MP3",
+        0x0092 => "Dolby AC-3",
+        0x0161..=0x0163 => "Windows Media Audio",
+        0x00FF | 0x1610 => "AAC",
+        0x2000 => "AC-3",
+        0xF1AC => "FLAC",
+        _ => "an unknown codec",
+    }
+}
+
+/// Names what a non-WAV upload looks like, from its first bytes.
+fn sniff(bytes: &[u8]) -> String {
+    let named = [
+        (&b"fLaC"[..], "FLAC audio"),
+        (b"OggS", "Ogg audio"),
+        (b"ID3", "MP3 audio"),
+        (b"RIFX", "big-endian RIFF, which hark does not read"),
+        (b"RF64", "RF64 (64-bit WAV), which hark does not read"),
+        (b"{", "JSON text"),
+        (b"<", "HTML or XML text"),
+    ];
+    if bytes.is_empty() {
+        return "the body is empty".into();
+    }
+    if let Some((_, name)) = named.iter().find(|(magic, _)| bytes.starts_with(magic)) {
+        return format!("the bytes look like {name}");
+    }
+    if bytes.len() >= 2 && bytes[0] == 0xFF && bytes[1] & 0xE0 == 0xE0 {
+        return "the bytes look like MPEG audio (MP3 or AAC)".into();
+    }
+    if bytes.len() >= 8 && &bytes[4..8] == b"ftyp" {
+        return "the bytes look like MP4/M4A audio".into();
+    }
+    if bytes.starts_with(b"RIFF") {
+        let form = String::from_utf8_lossy(&bytes[8.min(bytes.len())..12.min(bytes.len())]).into_owned();
+        return format!("a RIFF file of form '{form}', not 'WAVE'");
+    }
+    "no RIFF/WAVE header".into()
+}
+
+/// What the `fmt ` chunk says, with the extensible sub-format resolved.
+#[derive(Debug, Clone, Copy)]
+struct WavFormat {
+    tag: u16,
+    channels: u16,
+    rate_hz: u32,
+    bits_per_sample: u16,
+}
+
+/// Walks the RIFF chunks: checks every declared size against the body and
+/// returns the format with the byte range of the `data` chunk.
+fn parse_chunks(bytes: &[u8]) -> Result<(WavFormat, std::ops::Range<usize>), AudioError> {
+    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return Err(AudioError::NotWav {
+            detected: sniff(bytes),
+        });
+    }
+    let mut format = None;
+    let mut offset = 12usize;
+    while offset + 8 <= bytes.len() {
+        let id = &bytes[offset..offset + 4];
+        let size = u32::from_le_bytes(bytes[offset + 4..offset + 8].try_into().expect("4 bytes")) as usize;
+        let body = offset + 8;
+        let available = bytes.len() - body;
+        if size > available {
+            return Err(AudioError::Truncated {
+                chunk: String::from_utf8_lossy(id).trim_end().to_string(),
+                declared: size as u64,
+                available: available as u64,
+            });
+        }
+        match id {
+            b"fmt " => format = Some(parse_fmt(&bytes[body..body + size])?),
+            b"data" => {
+                let format = format.ok_or_else(|| {
+                    AudioError::Malformed("the 'data' chunk comes before any 'fmt ' chunk".into())
+                })?;
+                return Ok((format, body..body + size));
+            }
+            _ => {}
+        }
+        // Chunks are padded to an even length.
+        offset = body + size + (size & 1);
+    }
+    Err(match format {
+        None => AudioError::Malformed("no 'fmt ' chunk".into()),
+        Some(_) => AudioError::NoSamples,
+    })
+}
+
+fn parse_fmt(chunk: &[u8]) -> Result<WavFormat, AudioError> {
+    if chunk.len() < 16 {
+        return Err(AudioError::Malformed(format!(
+            "the 'fmt ' chunk is {} bytes, at least 16 are needed",
+            chunk.len()
+        )));
+    }
+    let u16_at = |i: usize| u16::from_le_bytes([chunk[i], chunk[i + 1]]);
+    let mut tag = u16_at(0);
+    if tag == WAVE_FORMAT_EXTENSIBLE {
+        if chunk.len() < 40 {
+            return Err(AudioError::Malformed(
+                "WAVE_FORMAT_EXTENSIBLE 'fmt ' chunk is shorter than 40 bytes".into(),
+            ));
+        }
+        // The sub-format GUID starts with the plain format tag.
+        tag = u16_at(24);
+    }
+    Ok(WavFormat {
+        tag,
+        channels: u16_at(2),
+        rate_hz: u32::from_le_bytes(chunk[4..8].try_into().expect("4 bytes")),
+        bits_per_sample: u16_at(14),
+    })
+}
+
+/// Decodes a WAV file into 16 kHz mono audio.
+pub fn decode_wav(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, AudioError> {
+    let (format, data) = parse_chunks(bytes)?;
+    match format.tag {
+        WAVE_FORMAT_PCM | WAVE_FORMAT_IEEE_FLOAT | WAVE_FORMAT_ALAW | WAVE_FORMAT_MULAW => {}
+        tag => return Err(AudioError::UnsupportedCodec { tag, name: codec_name(tag) }),
+    }
+    if format.channels == 0 {
+        return Err(AudioError::Malformed("the 'fmt ' chunk declares 0 channels".into()));
+    }
+    if !(MIN_INPUT_RATE_HZ..=MAX_INPUT_RATE_HZ).contains(&format.rate_hz) {
+        return Err(AudioError::UnsupportedSampleRate {
+            rate_hz: format.rate_hz,
+        });
+    }
+    // Refuse long audio from the header, before spending time decoding it.
+    let bytes_per_frame = usize::from(format.channels) * usize::from(format.bits_per_sample).div_ceil(8).max(1);
+    let frames = data.len() / bytes_per_frame;
+    let duration_s = frames as f64 / f64::from(format.rate_hz);
+    if duration_s > limits.max_duration_s {
+        return Err(AudioError::TooLong {
+            duration_s,
+            max_s: limits.max_duration_s,
+        });
+    }
+    if frames == 0 {
+        return Err(AudioError::NoSamples);
+    }
+
+    let interleaved = match format.tag {
+        WAVE_FORMAT_MULAW => bytes[data].iter().map(|&b| mulaw_to_linear(b)).collect(),
+        WAVE_FORMAT_ALAW => bytes[data].iter().map(|&b| alaw_to_linear(b)).collect(),
+        _ => read_with_hound(bytes)?,
+    };
+    let mono = mix_to_mono(&interleaved, usize::from(format.channels));
+    if mono.is_empty() {
+        return Err(AudioError::NoSamples);
+    }
+    Ok(Waveform::from_samples(resample(mono, format.rate_hz)?))
+}
+
+/// Reads PCM and float samples as f32 in [-1, 1], interleaved.
+fn read_with_hound(bytes: &[u8]) -> Result<Vec<f32>, AudioError> {
+    let hound_error = |e: hound::Error| AudioError::Malformed(e.to_string());
+    let mut reader = hound::WavReader::new(Cursor::new(bytes)).map_err(hound_error)?;
+    let spec = reader.spec();
+    match spec.sample_format {
+        hound::SampleFormat::Float => reader
+            .samples::<f32>()
+            .collect::<Result<_, _>>()
+            .map_err(hound_error),
+        hound::SampleFormat::Int => {
+            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
+            reader
+                .samples::<i32>()
+                .map(|s| s.map(|s| s as f32 * scale))
+                .collect::<Result<_, _>>()
+                .map_err(hound_error)
+        }
+    }
+}
+
+fn mix_to_mono(interleaved: &[f32], channels: usize) -> Vec<f32> {
+    if channels == 1 {
+        return interleaved.to_vec();
+    }
+    let scale = 1.0 / channels as f32;
+    interleaved
+        .chunks_exact(channels)
+        .map(|frame| frame.iter().sum::<f32>() * scale)
+        .collect()
+}
+
+fn resample(samples: Vec<f32>, rate_hz: u32) -> Result<Vec<f32>, AudioError> {
+    if rate_hz == SAMPLE_RATE_HZ {
+        return Ok(samples);
+    }
+    let resample_error = |e: &dyn std::fmt::Display| AudioError::Malformed(format!("resampling failed: {e}"));
+    let mut resampler = Fft::<f32>::new(
+        rate_hz as usize,
+        SAMPLE_RATE_HZ as usize,
+        1024,
+        1,
+        FixedSync::Input,
+    )
+    .map_err(|e| resample_error(&e))?;
+    let input = InterleavedSlice::new(&samples[..], 1, samples.len()).map_err(|e| resample_error(&e))?;
+    let output = resampler
+        .process_all(&input, samples.len(), None)
+        .map_err(|e| resample_error(&e))?;
+    Ok(output.take_data())
+}
+
+/// ITU-T G.711 μ-law expansion, scaled to [-1, 1].
+fn mulaw_to_linear(code: u8) -> f32 {
+    let code = !code;
+    let sign = code & 0x80;
+    let exponent = (code >> 4) & 0x07;
+    let mantissa = i32::from(code & 0x0F);
+    let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
+    let value = if sign != 0 { -magnitude } else { magnitude };
+    value as f32 / 32768.0
+}
+
+/// ITU-T G.711 A-law expansion, scaled to [-1, 1].
+fn alaw_to_linear(code: u8) -> f32 {
+    let code = code ^ 0x55;
+    let sign = code & 0x80;
+    let exponent = (code >> 4) & 0x07;
+    let mantissa = i32::from(code & 0x0F);
+    let magnitude = match exponent {
+        0 => (mantissa << 4) + 8,
+        e => ((mantissa << 4) + 0x108) << (e - 1),
+    };
+    // In A-law a set sign bit means a positive sample.
+    let value = if sign != 0 { magnitude } else { -magnitude };
+    value as f32 / 32768.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A WAV file from a format tag, a sample rate and the raw data chunk.
+    fn wav_bytes(tag: u16, channels: u16, rate_hz: u32, bits: u16, data: &[u8]) -> Vec<u8> {
+        let block_align = channels * bits.div_ceil(8);
+        let mut fmt = Vec::new();
+        fmt.extend_from_slice(&tag.to_le_bytes());
+        fmt.extend_from_slice(&channels.to_le_bytes());
+        fmt.extend_from_slice(&rate_hz.to_le_bytes());
+        fmt.extend_from_slice(&(rate_hz * u32::from(block_align)).to_le_bytes());
+        fmt.extend_from_slice(&block_align.to_le_bytes());
+        fmt.extend_from_slice(&bits.to_le_bytes());
+        let mut out = b"RIFF".to_vec();
+        out.extend_from_slice(&((4 + 8 + fmt.len() + 8 + data.len()) as u32).to_le_bytes());
+        out.extend_from_slice(b"WAVE");
+        out.extend_from_slice(b"fmt ");
+        out.extend_from_slice(&(fmt.len() as u32).to_le_bytes());
+        out.extend_from_slice(&fmt);
+        out.extend_from_slice(b"data");
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(data);
+        out
+    }
+
+    fn hound_wav(spec: hound::WavSpec, write: impl FnOnce(&mut hound::WavWriter<&mut Cursor<Vec<u8>>>)) -> Vec<u8> {
+        let mut cursor = Cursor::new(Vec::new());
+        let mut writer = hound::WavWriter::new(&mut cursor, spec).expect("writer");
+        write(&mut writer);
+        writer.finalize().expect("finalize");
+        cursor.into_inner()
+    }
+
+    fn sine(rate_hz: u32, seconds: f64, freq_hz: f64) -> Vec<f64> {
+        let n = (f64::from(rate_hz) * seconds) as usize;
+        (0..n)
+            .map(|i| 0.5 * (2.0 * std::f64::consts::PI * freq_hz * i as f64 / f64::from(rate_hz)).sin())
+            .collect()
+    }
+
+    #[test]
+    fn pcm16_stereo_is_mixed_to_mono() {
+        let spec = hound::WavSpec { channels: 2, sample_rate: 16_000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let bytes = hound_wav(spec, |w| {
+            for _ in 0..1600 {
+                w.write_sample(16384i16).unwrap();
+                w.write_sample(0i16).unwrap();
+            }
+        });
+        let wave = decode_wav(&bytes, &AudioLimits::default()).unwrap();
+        assert_eq!(wave.samples().len(), 1600);
+        assert!(wave.samples().iter().all(|&s| (s - 0.25).abs() < 1e-6));
+    }
+
+    #[test]
+    fn every_integer_width_and_float_decode_to_the_same_signal() {
+        let signal = sine(16_000, 0.1, 440.0);
+        let decode = |bits: u16, format: hound::SampleFormat| {
+            let spec = hound::WavSpec { channels: 1, sample_rate: 16_000, bits_per_sample: bits, sample_format: format };
+            let bytes = hound_wav(spec, |w| {
+                for &s in &signal {
+                    match (format, bits) {
+                        (hound::SampleFormat::Float, _) => w.write_sample(s as f32).unwrap(),
+                        (_, 8) => w.write_sample((s * 127.0).round() as i8).unwrap(),
+                        (_, 16) => w.write_sample((s * 32767.0).round() as i16).unwrap(),
+                        (_, b) => w.write_sample((s * ((1i64 << (b - 1)) - 1) as f64).round() as i32).unwrap(),
+                    }
+                }
+            });
+            decode_wav(&bytes, &AudioLimits::default()).unwrap()
+        };
+        for (bits, format, tolerance) in [
+            (8, hound::SampleFormat::Int, 1.0 / 100.0),
+            (16, hound::SampleFormat::Int, 1e-4),
+            (24, hound::SampleFormat::Int, 1e-6),
+            (32, hound::SampleFormat::Int, 1e-6),
+            (32, hound::SampleFormat::Float, 1e-7),
+        ] {
+            let wave = decode(bits, format);
+            assert_eq!(wave.samples().len(), signal.len());
+            for (got, want) in wave.samples().iter().zip(&signal) {
+                assert!((f64::from(*got) - want).abs() <= tolerance, "{bits}-bit {format:?}: {got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn extensible_pcm_is_read() {
+        let samples: Vec<u8> = (0..800i16).flat_map(|i| (i * 10).to_le_bytes()).collect();
+        let mut bytes = wav_bytes(WAVE_FORMAT_EXTENSIBLE, 1, 16_000, 16, &samples);
+        // Grow 'fmt ' to the 40-byte extensible layout: cbSize, valid bits, channel mask, GUID.
+        let mut ext = Vec::new();
+        ext.extend_from_slice(&22u16.to_le_bytes());
+        ext.extend_from_slice(&16u16.to_le_bytes());
+        ext.extend_from_slice(&4u32.to_le_bytes());
+        ext.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xAA, 0, 0x38, 0x9B, 0x71]);
+        bytes.splice(36..36, ext);
+        bytes[16..20].copy_from_slice(&40u32.to_le_bytes());
+        let riff_size = (bytes.len() - 8) as u32;
+        bytes[4..8].copy_from_slice(&riff_size.to_le_bytes());
+        let wave = decode_wav(&bytes, &AudioLimits::default()).unwrap();
+        assert_eq!(wave.samples().len(), 800);
+        assert!((wave.samples()[100] - 1000.0 / 32768.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn g711_tables_match_the_reference_values() {
+        // Reference points from ITU-T G.711 (in 16-bit linear units).
+        assert_eq!(mulaw_to_linear(0xFF) * 32768.0, 0.0);
+        assert_eq!(mulaw_to_linear(0x7F) * 32768.0, 0.0);
+        assert_eq!(mulaw_to_linear(0x80) * 32768.0, 32124.0);
+        assert_eq!(mulaw_to_linear(0x00) * 32768.0, -32124.0);
+        assert_eq!(alaw_to_linear(0xD5) * 32768.0, 8.0);
+        assert_eq!(alaw_to_linear(0x55) * 32768.0, -8.0);
+        assert_eq!(alaw_to_linear(0xAA) * 32768.0, 32256.0);
+        assert_eq!(alaw_to_linear(0x2A) * 32768.0, -32256.0);
+    }
+
+    #[test]
+    fn mulaw_and_alaw_wavs_decode_at_8k_and_resample() {
+        for tag in [WAVE_FORMAT_MULAW, WAVE_FORMAT_ALAW] {
+            let data: Vec<u8> = (0..8000).map(|i| if tag == WAVE_FORMAT_MULAW { 0x80 + (i % 2) as u8 } else { 0xAA }).collect();
+            let wave = decode_wav(&wav_bytes(tag, 1, 8000, 8, &data), &AudioLimits::default()).unwrap();
+            assert!((wave.duration_s() - 1.0).abs() < 0.01, "tag {tag}: {} s", wave.duration_s());
+        }
+    }
+
+    #[test]
+    fn resampling_keeps_duration_and_pitch() {
+        for rate in [8_000u32, 11_025, 22_050, 44_100, 48_000] {
+            let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+            let signal = sine(rate, 1.0, 1000.0);
+            let bytes = hound_wav(spec, |w| signal.iter().for_each(|&s| w.write_sample((s * 32767.0) as i16).unwrap()));
+            let wave = decode_wav(&bytes, &AudioLimits::default()).unwrap();
+            assert!((wave.duration_s() - 1.0).abs() < 0.002, "{rate} Hz → {} s", wave.duration_s());
+            // A 1 kHz tone at 16 kHz crosses zero 2000 times a second.
+            let mid = &wave.samples()[1000..15000];
+            let crossings = mid.windows(2).filter(|w| (w[0] < 0.0) != (w[1] < 0.0)).count();
+            assert!((crossings as i64 - 1750).abs() <= 3, "{rate} Hz: {crossings} zero crossings");
+        }
+    }
+
+    #[test]
+    fn bad_inputs_name_the_problem() {
+        let limits = AudioLimits::default();
+        let err = decode_wav(b"ID3\x04\x00 some mp3", &limits).unwrap_err();
+        assert!(matches!(&err, AudioError::NotWav { detected } if detected.contains("MP3")), "{err}");
+        assert!(matches!(decode_wav(b"", &limits), Err(AudioError::NotWav { .. })));
+
+        let mut truncated = wav_bytes(WAVE_FORMAT_PCM, 1, 16_000, 16, &[0; 3200]);
+        truncated.truncate(1000);
+        let err = decode_wav(&truncated, &limits).unwrap_err();
+        assert_eq!(err, AudioError::Truncated { chunk: "data".into(), declared: 3200, available: 956 });
+        assert!(err.to_string().contains("3200"));
+
+        let err = decode_wav(&wav_bytes(0x0011, 1, 16_000, 4, &[0; 100]), &limits).unwrap_err();
+        assert!(err.to_string().contains("IMA ADPCM"), "{err}");
+        let err = decode_wav(&wav_bytes(0x0055, 1, 16_000, 0, &[0; 100]), &limits).unwrap_err();
+        assert!(err.to_string().contains("MP3"), "{err}");
+
+        let err = decode_wav(&wav_bytes(WAVE_FORMAT_PCM, 1, 16_000, 16, &[]), &limits).unwrap_err();
+        assert_eq!(err, AudioError::NoSamples);
+
+        let err = decode_wav(&wav_bytes(WAVE_FORMAT_PCM, 1, 96_000, 16, &[0; 10]), &limits).unwrap_err();
+        assert_eq!(err, AudioError::UnsupportedSampleRate { rate_hz: 96_000 });
+
+        let short = AudioLimits { max_duration_s: 0.5 };
+        let err = decode_wav(&wav_bytes(WAVE_FORMAT_PCM, 1, 16_000, 16, &[0; 32_000]), &short).unwrap_err();
+        assert_eq!(err, AudioError::TooLong { duration_s: 1.0, max_s: 0.5 });
+    }
+}

@@ -1,0 +1,15 @@
+//! hark: speech to text on a bidirectional LSTM with CTC decoding.
+//!
+//! Data flows one way through the modules:
+//! bytes ──[`audio`]──▶ Waveform ──[`features`]──▶ Features ──[`model`]──▶
+//! LogProbs ──[`ctc`]──▶ [`transcript::Transcript`] ──[`server`] / CLI──▶ JSON, text, subtitles.
+//! [`recognizer`] runs the whole pipeline; [`eval`] measures it.
+
+pub mod audio;
+pub mod ctc;
+pub mod eval;
+pub mod features;
+pub mod model;
+pub mod recognizer;
+pub mod server;
+pub mod transcript;

@@ -1,0 +1,218 @@
+//! The `hark` command: serve, transcribe, eval.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+use hark::audio::AudioLimits;
+use hark::ctc::GreedyDecoder;
+use hark::eval::{evaluate, read_manifest};
+use hark::recognizer::Recognizer;
+use hark::server::{Server, ServerConfig};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser)]
+#[command(name = "hark", version, about = "Speech to text: a BiLSTM-CTC recognizer and its HTTP service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service.
+    Serve(ServeArgs),
+    /// Print the transcript of WAV files.
+    Transcribe {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Print the full JSON result (words, times, confidences) instead of the text.
+        #[arg(long)]
+        json: bool,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Measure WER, CER and real-time factor on a NeMo-style JSONL manifest.
+    Eval {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Also list the N utterances with the most errors.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        worst: usize,
+        manifest: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct ModelArgs {
+    /// Model directory (config.json, model.safetensors, tokens.txt); the built-in default model when absent.
+    #[arg(long, env = "HARK_MODEL")]
+    model: Option<PathBuf>,
+    /// Longest audio accepted, in seconds.
+    #[arg(long, env = "HARK_MAX_DURATION_S", default_value_t = 600.0)]
+    max_duration_s: f64,
+}
+
+impl ModelArgs {
+    fn load(&self) -> Result<Recognizer, String> {
+        Recognizer::load(self.model.as_deref(), AudioLimits { max_duration_s: self.max_duration_s })
+            .map_err(|e| match &self.model {
+                Some(dir) => format!("cannot load the model in {}: {e}", dir.display()),
+                None => format!("cannot load the built-in model: {e}"),
+            })
+    }
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Address to listen on.
+    #[arg(long, env = "HARK_ADDR", default_value = "0.0.0.0:8080")]
+    addr: SocketAddr,
+    /// Require `Authorization: Bearer <key>` on every route but the health checks.
+    #[arg(long, env = "HARK_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "HARK_MAX_BODY_BYTES", default_value_t = 25 * 1024 * 1024)]
+    max_body_bytes: usize,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HARK_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match Cli::parse().command {
+        Command::Serve(args) => serve(args),
+        Command::Transcribe { model, json, files } => transcribe(&model, json, &files),
+        Command::Eval { model, worst, manifest } => eval(&model, worst, &manifest),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async move {
+        let config = ServerConfig {
+            api_key: args.api_key.filter(|k| !k.is_empty()),
+            max_body_bytes: args.max_body_bytes,
+        };
+        let server = Server::bind(args.addr, config)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+        let addr = server.local_addr().map_err(|e| e.to_string())?;
+        // Tests and scripts read this line to find an ephemeral port.
+        println!("hark listening on http://{addr}");
+        let readiness = server.readiness();
+        let model_args = args.model;
+        let loading = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let recognizer = model_args.load()?;
+            let config = recognizer.model().config();
+            tracing::info!(
+                model = %config.name,
+                parameters = recognizer.model().num_parameters(),
+                layers = config.layers,
+                hidden = config.hidden,
+                load_ms = started.elapsed().as_millis() as u64,
+                max_duration_s = model_args.max_duration_s,
+                "model loaded; ready"
+            );
+            readiness.set(Arc::new(recognizer));
+            Ok::<(), String>(())
+        });
+        let serving = tokio::spawn(server.run(shutdown_signal()));
+        loading.await.map_err(|e| e.to_string())??;
+        serving.await.map_err(|e| e.to_string())?.map_err(|e| format!("server error: {e}"))
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+fn transcribe(model: &ModelArgs, json: bool, files: &[PathBuf]) -> Result<(), String> {
+    let recognizer = model.load()?;
+    let mut failed = false;
+    for file in files {
+        let result = std::fs::read(file)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| recognizer.transcribe_wav(&bytes, &GreedyDecoder).map_err(|e| e.to_string()));
+        match result {
+            Ok(transcript) if json => {
+                let mut value = serde_json::to_value(&transcript).expect("transcripts serialize");
+                value["model"] = recognizer.model().config().name.clone().into();
+                if files.len() > 1 {
+                    value["file"] = file.display().to_string().into();
+                }
+                println!("{value}");
+            }
+            Ok(transcript) if files.len() > 1 => println!("{}\t{}", file.display(), transcript.text),
+            Ok(transcript) => println!("{}", transcript.text),
+            Err(e) => {
+                eprintln!("error: {}: {e}", file.display());
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        Err("some files could not be transcribed".into())
+    } else {
+        Ok(())
+    }
+}
+
+fn eval(model: &ModelArgs, worst: usize, manifest: &Path) -> Result<(), String> {
+    let recognizer = model.load()?;
+    let utterances = read_manifest(manifest).map_err(|e| e.to_string())?;
+    let bar = ProgressBar::new(utterances.len() as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}").expect("valid template"),
+    );
+    let (mut errors, mut words) = (0, 0);
+    let report = evaluate(&recognizer, &GreedyDecoder, &utterances, |scored| {
+        errors += scored.word_errors;
+        words += scored.words;
+        bar.set_message(format!("WER {:.2}%", 100.0 * errors as f64 / words.max(1) as f64));
+        bar.inc(1);
+    })
+    .map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    println!("model:      {}", recognizer.model().config().name);
+    println!("manifest:   {} ({} utterances, {:.1} s of audio)", manifest.display(), report.utterances.len(), report.audio_s);
+    println!("WER:        {:.2}%", 100.0 * report.wer());
+    println!("CER:        {:.2}%", 100.0 * report.cer());
+    println!("RTF:        {:.4} (greedy decoding, one stream)", report.real_time_factor());
+    for scored in report.worst(worst) {
+        println!("\n{} (WER {:.0}%)\n  ref: {}\n  hyp: {}", scored.audio_path.display(), 100.0 * scored.wer(), scored.reference, scored.hypothesis);
+    }
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! The one place where failures become HTTP status codes and JSON bodies:
+//! `{"error": {"code": "...", "message": "..."}}`.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::audio::AudioError;
+use crate::recognizer::RecognizeError;
+
+/// An error a handler returns: a status, a stable machine-readable code and
+/// a message a caller can act on.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn body_too_large(limit_bytes: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is over the {limit_bytes}-byte limit"),
+        )
+    }
+
+    pub fn not_ready() -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model is still loading; retry shortly")
+    }
+}
+
+impl From<RecognizeError> for ApiError {
+    fn from(e: RecognizeError) -> Self {
+        let message = e.to_string();
+        let (status, code) = match e {
+            RecognizeError::Audio(audio) => match audio {
+                AudioError::NotWav { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_format"),
+                AudioError::UnsupportedCodec { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_codec"),
+                AudioError::UnsupportedSampleRate { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_sample_rate"),
+                AudioError::Truncated { .. } => (StatusCode::BAD_REQUEST, "truncated_audio"),
+                AudioError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed_audio"),
+                AudioError::NoSamples => (StatusCode::UNPROCESSABLE_ENTITY, "no_samples"),
+                AudioError::TooLong { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "audio_too_long"),
+            },
+            RecognizeError::Model(_) => (StatusCode::INTERNAL_SERVER_ERROR, "inference_failed"),
+        };
+        Self::new(status, code, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(code = self.code, message = %self.message, "request failed");
+        }
+        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        let mut response = (self.status, body).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

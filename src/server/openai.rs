@@ -1,0 +1,143 @@
+//! `POST /v1/audio/transcriptions`, compatible with OpenAI's transcription
+//! API so that existing clients (the official SDKs, LangChain, …) work
+//! unchanged when pointed at hark.
+
+use std::str::FromStr;
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::{recognize, upload, SharedState};
+use crate::transcript::{to_srt, to_vtt, SegmentRules};
+
+/// The `response_format` values OpenAI defines.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ResponseFormat {
+    Json,
+    Text,
+    Srt,
+    Vtt,
+    VerboseJson,
+}
+
+impl FromStr for ResponseFormat {
+    type Err = ApiError;
+
+    fn from_str(s: &str) -> Result<Self, ApiError> {
+        match s {
+            "json" => Ok(Self::Json),
+            "text" => Ok(Self::Text),
+            "srt" => Ok(Self::Srt),
+            "vtt" => Ok(Self::Vtt),
+            "verbose_json" => Ok(Self::VerboseJson),
+            other => Err(ApiError::bad_request(
+                "invalid_response_format",
+                format!("response_format '{other}' is not one of json, text, srt, vtt, verbose_json"),
+            )),
+        }
+    }
+}
+
+/// The model hears English only; a caller asking for another language
+/// gets told rather than handed a wrong transcript.
+fn check_language(language: Option<&str>) -> Result<(), ApiError> {
+    match language.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("" | "en" | "eng" | "english") => Ok(()),
+        Some(other) => Err(ApiError::bad_request(
+            "unsupported_language",
+            format!("language '{other}' is not served; hark's models transcribe English ('en')"),
+        )),
+    }
+}
+
+fn check_temperature(temperature: Option<&str>) -> Result<(), ApiError> {
+    match temperature.map(str::parse::<f32>) {
+        None | Some(Ok(0.0..=1.0)) => Ok(()),
+        Some(_) => Err(ApiError::bad_request("invalid_temperature", "temperature must be a number from 0 to 1")),
+    }
+}
+
+pub async fn transcriptions(State(state): State<SharedState>, request: Request) -> Result<Response, ApiError> {
+    let upload = upload::read(request, false, state.config.max_body_bytes).await?;
+    let format: ResponseFormat = upload.field("response_format").unwrap_or("json").parse()?;
+    check_language(upload.field("language"))?;
+    check_temperature(upload.field("temperature"))?;
+    // `model` is accepted whatever it names: clients send "whisper-1", and
+    // hark answers with the model it serves. `prompt` is kept for hotwords.
+    let granularities: Vec<&str> = ["timestamp_granularities[]", "timestamp_granularities"]
+        .iter()
+        .flat_map(|k| upload.fields.get(*k).into_iter().flatten())
+        .map(String::as_str)
+        .collect();
+    if let Some(bad) = granularities.iter().find(|g| !matches!(**g, "word" | "segment")) {
+        return Err(ApiError::bad_request(
+            "invalid_timestamp_granularity",
+            format!("timestamp_granularities[] '{bad}' is not 'word' or 'segment'"),
+        ));
+    }
+    let (transcript, _) = recognize(&state, upload.audio).await?;
+    let segments = transcript.segments(SegmentRules::default());
+    let text = |body: String, mime: &'static str| ([(header::CONTENT_TYPE, mime)], body).into_response();
+    Ok(match format {
+        ResponseFormat::Json => Json(json!({"text": transcript.text})).into_response(),
+        ResponseFormat::Text => text(format!("{}\n", transcript.text), "text/plain; charset=utf-8"),
+        ResponseFormat::Srt => text(to_srt(&segments), "text/plain; charset=utf-8"),
+        ResponseFormat::Vtt => text(to_vtt(&segments), "text/vtt; charset=utf-8"),
+        ResponseFormat::VerboseJson => {
+            let mut body = json!({
+                "task": "transcribe",
+                "language": "english",
+                "duration": transcript.duration_s,
+                "text": transcript.text,
+            });
+            if granularities.is_empty() || granularities.contains(&"segment") {
+                body["segments"] = segments
+                    .iter()
+                    .map(|s| {
+                        let mean_log_confidence = s.words.iter().map(|w| f64::from(w.confidence.max(1e-6)).ln()).sum::<f64>()
+                            / s.words.len() as f64;
+                        json!({
+                            "id": s.id, "seek": 0, "start": s.start_s, "end": s.end_s, "text": s.text,
+                            "tokens": [], "temperature": 0.0, "avg_logprob": mean_log_confidence,
+                            "compression_ratio": 1.0, "no_speech_prob": 0.0,
+                        })
+                    })
+                    .collect();
+            }
+            if granularities.contains(&"word") {
+                body["words"] = serde_json::to_value(&transcript.words).expect("words serialize");
+            }
+            Json(body).into_response()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn languages_other_than_english_are_refused() {
+        assert!(check_language(None).is_ok());
+        assert!(check_language(Some("en")).is_ok());
+        assert!(check_language(Some("English")).is_ok());
+        assert!(check_language(Some("fr")).unwrap_err().message.contains("'fr'"));
+    }
+
+    #[test]
+    fn temperature_must_be_between_zero_and_one() {
+        assert!(check_temperature(Some("0.2")).is_ok());
+        assert!(check_temperature(Some("1.5")).is_err());
+        assert!(check_temperature(Some("hot")).is_err());
+    }
+
+    #[test]
+    fn response_formats_parse() {
+        assert_eq!("verbose_json".parse::<ResponseFormat>().unwrap(), ResponseFormat::VerboseJson);
+        assert!("xml".parse::<ResponseFormat>().unwrap_err().message.contains("xml"));
+    }
+}

@@ -1,0 +1,154 @@
+//! What recognition produces: words with times and confidences, and the
+//! segments and subtitle formats (SRT, WebVTT) built from them.
+
+use serde::Serialize;
+
+/// One recognized word.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Word {
+    pub word: String,
+    /// Seconds from the start of the audio.
+    #[serde(rename = "start")]
+    pub start_s: f64,
+    #[serde(rename = "end")]
+    pub end_s: f64,
+    /// In [0, 1], from the posteriors of the word's frames.
+    pub confidence: f32,
+}
+
+/// The result of recognizing one utterance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Transcript {
+    pub text: String,
+    #[serde(rename = "duration")]
+    pub duration_s: f64,
+    pub words: Vec<Word>,
+}
+
+impl Transcript {
+    pub fn new(words: Vec<Word>, duration_s: f64) -> Self {
+        let text = words.iter().map(|w| w.word.as_str()).collect::<Vec<_>>().join(" ");
+        Self { text, duration_s, words }
+    }
+
+    /// Groups the words into segments, breaking at pauses of at least
+    /// `rules.min_pause_s` or after `rules.max_words` words.
+    pub fn segments(&self, rules: SegmentRules) -> Vec<Segment> {
+        let mut segments: Vec<Segment> = Vec::new();
+        let mut first = 0;
+        for i in 0..self.words.len() {
+            let last_in_segment = i + 1 == self.words.len()
+                || i + 1 - first >= rules.max_words
+                || self.words[i + 1].start_s - self.words[i].end_s >= rules.min_pause_s;
+            if last_in_segment {
+                let words = &self.words[first..=i];
+                segments.push(Segment {
+                    id: segments.len(),
+                    start_s: words[0].start_s,
+                    end_s: words[words.len() - 1].end_s,
+                    text: words.iter().map(|w| w.word.as_str()).collect::<Vec<_>>().join(" "),
+                    words: words.to_vec(),
+                });
+                first = i + 1;
+            }
+        }
+        segments
+    }
+}
+
+/// Where segments break.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentRules {
+    pub min_pause_s: f64,
+    pub max_words: usize,
+}
+
+impl Default for SegmentRules {
+    fn default() -> Self {
+        Self {
+            min_pause_s: 0.5,
+            max_words: 15,
+        }
+    }
+}
+
+/// A run of words between pauses: a subtitle cue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub id: usize,
+    pub start_s: f64,
+    pub end_s: f64,
+    pub text: String,
+    pub words: Vec<Word>,
+}
+
+/// `HH:MM:SS{sep}mmm`, as SRT (`,`) and WebVTT (`.`) write times.
+fn timestamp(seconds: f64, separator: char) -> String {
+    let millis = (seconds.max(0.0) * 1000.0).round() as u64;
+    let (h, rest) = (millis / 3_600_000, millis % 3_600_000);
+    let (m, rest) = (rest / 60_000, rest % 60_000);
+    let (s, ms) = (rest / 1000, rest % 1000);
+    format!("{h:02}:{m:02}:{s:02}{separator}{ms:03}")
+}
+
+/// SubRip subtitles.
+pub fn to_srt(segments: &[Segment]) -> String {
+    segments
+        .iter()
+        .map(|s| {
+            format!(
+                "{}\n{} --> {}\n{}\n\n",
+                s.id + 1,
+                timestamp(s.start_s, ','),
+                timestamp(s.end_s, ','),
+                s.text
+            )
+        })
+        .collect()
+}
+
+/// WebVTT subtitles.
+pub fn to_vtt(segments: &[Segment]) -> String {
+    let cues: String = segments
+        .iter()
+        .map(|s| format!("{} --> {}\n{}\n\n", timestamp(s.start_s, '.'), timestamp(s.end_s, '.'), s.text))
+        .collect();
+    format!("WEBVTT\n\n{cues}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn word(word: &str, start_s: f64, end_s: f64) -> Word {
+        Word { word: word.into(), start_s, end_s, confidence: 0.9 }
+    }
+
+    #[test]
+    fn segments_break_at_long_pauses_and_after_max_words() {
+        let words = vec![word("one", 0.0, 0.3), word("two", 0.4, 0.7), word("three", 1.3, 1.6), word("four", 1.7, 2.0)];
+        let t = Transcript::new(words, 2.0);
+        assert_eq!(t.text, "one two three four");
+        let segments = t.segments(SegmentRules::default());
+        assert_eq!(segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>(), ["one two", "three four"]);
+        assert_eq!((segments[1].start_s, segments[1].end_s), (1.3, 2.0));
+        let by_count = t.segments(SegmentRules { min_pause_s: 10.0, max_words: 3 });
+        assert_eq!(by_count.iter().map(|s| s.words.len()).collect::<Vec<_>>(), [3, 1]);
+    }
+
+    #[test]
+    fn subtitles_have_the_standard_layout() {
+        let t = Transcript::new(vec![word("hello", 0.0, 0.5), word("world", 3661.25, 3662.0)], 3663.0);
+        let segments = t.segments(SegmentRules::default());
+        assert_eq!(to_srt(&segments), "1\n00:00:00,000 --> 00:00:00,500\nhello\n\n2\n01:01:01,250 --> 01:01:02,000\nworld\n\n");
+        assert_eq!(to_vtt(&segments), "WEBVTT\n\n00:00:00.000 --> 00:00:00.500\nhello\n\n01:01:01.250 --> 01:01:02.000\nworld\n\n");
+    }
+
+    #[test]
+    fn an_empty_transcript_has_no_segments() {
+        let t = Transcript::new(Vec::new(), 1.0);
+        assert_eq!(t.text, "");
+        assert!(t.segments(SegmentRules::default()).is_empty());
+        assert_eq!(to_srt(&[]), "");
+    }
+}

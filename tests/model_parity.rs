@@ -1,0 +1,56 @@
+//! hark's BiLSTM forward pass against PyTorch's on the same weights and
+//! features (tests/fixtures/parity.safetensors, from training/parity.py).
+
+mod common;
+
+use hark::features::Features;
+use hark::model::{AcousticModel, ModelFiles};
+
+#[test]
+fn log_probs_match_pytorch_within_1e_4() {
+    let model = AcousticModel::load_dir(&common::fixture("fsdd-digits")).unwrap();
+    let golden = common::read_tensors(&common::fixture("parity.safetensors"));
+    for audio in ["hello-16k.wav", "chirp-noise-16k.wav"] {
+        let (shape, feats) = &golden[&format!("{audio}/features")];
+        let (want_shape, want) = &golden[&format!("{audio}/log_probs")];
+        let log_probs = model.forward(&Features::new(feats.clone(), shape[1])).unwrap();
+        assert_eq!([log_probs.num_steps(), log_probs.vocab()], want_shape[..]);
+        let max_diff = log_probs.data().iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(max_diff <= 1e-4, "{audio}: max abs difference {max_diff}");
+    }
+}
+
+/// Rewrites the fixture's safetensors with one tensor removed or reshaped.
+fn broken_model(edit: impl Fn(&str, Vec<usize>) -> Option<Vec<usize>>) -> Result<AcousticModel, String> {
+    let dir = common::fixture("fsdd-digits");
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut kept = Vec::new();
+    for (name, view) in tensors.tensors() {
+        if let Some(shape) = edit(&name, view.shape().to_vec()) {
+            let elements: usize = shape.iter().product();
+            let data = vec![0u8; elements * view.dtype().bitsize() / 8];
+            kept.push((name, view.dtype(), shape, data));
+        }
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = kept
+        .iter()
+        .map(|(n, d, s, data)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), data).unwrap()))
+        .collect();
+    let rewritten = safetensors::serialize(views, None).unwrap();
+    let files = ModelFiles {
+        config_json: std::fs::read(dir.join("config.json")).unwrap().into(),
+        safetensors: rewritten.into(),
+        tokens_txt: std::fs::read(dir.join("tokens.txt")).unwrap().into(),
+    };
+    AcousticModel::load(&files).map_err(|e| e.to_string())
+}
+
+#[test]
+fn loading_errors_name_the_missing_or_misshaped_tensor() {
+    let missing = broken_model(|name, shape| (name != "lstm.weight_hh_l1_reverse").then_some(shape)).unwrap_err();
+    assert!(missing.contains("lstm.weight_hh_l1_reverse"), "{missing}");
+    let misshaped = broken_model(|name, shape| Some(if name == "out.weight" { vec![shape[0] + 1, shape[1]] } else { shape })).unwrap_err();
+    assert!(misshaped.contains("out.weight") && misshaped.contains("shape"), "{misshaped}");
+    assert!(broken_model(|_, shape| Some(shape)).is_ok());
+}

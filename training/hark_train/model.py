@@ -1,0 +1,32 @@
+"""The acoustic model, exactly as hark runs it (src/model.rs).
+
+`stack` consecutive feature frames are concatenated without overlap, then
+`layers` bidirectional LSTM layers, a linear layer and log-softmax. The
+module names (`lstm`, `out`) give the tensor names hark loads.
+"""
+
+import torch
+from torch import nn
+
+
+class BiLstmCtc(nn.Module):
+    def __init__(self, num_bins: int, stack: int, layers: int, hidden: int, vocab: int):
+        super().__init__()
+        self.stack = stack
+        self.lstm = nn.LSTM(num_bins * stack, hidden, num_layers=layers, bidirectional=True, batch_first=True)
+        self.out = nn.Linear(2 * hidden, vocab)
+
+    def stack_frames(self, feats: torch.Tensor, lengths: torch.Tensor):
+        """(B, F, bins) → (B, F // stack, stack·bins); leftover frames are dropped, as in hark."""
+        b, f, d = feats.shape
+        steps = f // self.stack
+        x = feats[:, : steps * self.stack].reshape(b, steps, self.stack * d)
+        return x, lengths // self.stack
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
+        """Returns log-probabilities (B, T, vocab) and the step counts (B,)."""
+        x, steps = self.stack_frames(feats, lengths)
+        packed = nn.utils.rnn.pack_padded_sequence(x, steps.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+        y, _ = self.lstm(packed)
+        y, _ = nn.utils.rnn.pad_packed_sequence(y, batch_first=True, total_length=x.shape[1])
+        return self.out(y).log_softmax(-1), steps
