@@ -35,6 +35,15 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Write the audio as hark hears it (16 kHz mono, 32-bit float WAV): what
+    /// training should read so that it sees exactly what serving sees.
+    Decode {
+        /// Folder for the decoded files, named after the inputs.
+        #[arg(long)]
+        out_dir: PathBuf,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Measure WER, CER and real-time factor on a NeMo-style JSONL manifest.
     Eval {
         #[command(flatten)]
@@ -89,6 +98,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::Transcribe { model, json, files } => transcribe(&model, json, &files),
+        Command::Decode { out_dir, files } => decode(&out_dir, &files),
         Command::Eval { model, worst, manifest } => eval(&model, worst, &manifest),
     };
     match result {
@@ -189,6 +199,30 @@ fn transcribe(model: &ModelArgs, json: bool, files: &[PathBuf]) -> Result<(), St
     } else {
         Ok(())
     }
+}
+
+fn decode(out_dir: &Path, files: &[PathBuf]) -> Result<(), String> {
+    std::fs::create_dir_all(out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: hark::audio::SAMPLE_RATE_HZ,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let limits = AudioLimits { max_duration_s: f64::INFINITY };
+    for file in files {
+        let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let waveform = hark::audio::decode_wav(&bytes, &limits).map_err(|e| format!("{}: {e}", file.display()))?;
+        let name = file.file_stem().ok_or_else(|| format!("{}: no file name", file.display()))?;
+        let out = out_dir.join(name).with_extension("wav");
+        let write_error = |e: hound::Error| format!("{}: {e}", out.display());
+        let mut writer = hound::WavWriter::create(&out, spec).map_err(write_error)?;
+        for &s in waveform.samples() {
+            writer.write_sample(s).map_err(write_error)?;
+        }
+        writer.finalize().map_err(write_error)?;
+    }
+    Ok(())
 }
 
 fn eval(model: &ModelArgs, worst: usize, manifest: &Path) -> Result<(), String> {

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # hark's test command: installs the test-only Python client (the official
 # openai package, used to check the OpenAI-compatible route) into
-# tests/.venv, then runs every Rust test.
+# tests/.venv, then runs every Rust test (and each benchmark once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! tests/.venv/bin/python -c "import openai" 2>/dev/null; then
     python3 -m venv tests/.venv
     tests/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 fi
-cargo test --all-targets "$@"
+# The criterion benchmarks run once each as a smoke test, then every test.
+cargo test --benches --quiet
+cargo test "$@"

@@ -27,4 +27,4 @@ init=()
     --dev data/synth/dev.jsonl data/fsdd/dev.jsonl \
     --out ../models/hark-en --name hark-en "${init[@]}" \
     --layers 3 --hidden 320 --stack 3 --lr 1.5e-3 --warmup 300 --lr-decay 0.97 \
-    --max-frames 12000 --eval-every 250 --minutes "$minutes"
+    --max-frames 12000 --eval-every 150 --minutes "$minutes"

@@ -29,29 +29,20 @@ def read_manifest(path) -> list[dict]:
 
 
 def _features_of(args):
-    audio_path, cfg, noise_floor_db = args
-    x = features.read_wav(audio_path)
-    if noise_floor_db:
-        # A faint white-noise floor at a level drawn per utterance: real
-        # microphones have one, and it teaches the model to ignore the bins
-        # a band-limited source leaves empty, whose level otherwise depends
-        # on the resampler (scipy here, rubato in hark).
-        rng = np.random.default_rng(int(hashlib.sha1(audio_path.encode()).hexdigest()[:8], 16))
-        level = 10 ** (rng.uniform(*noise_floor_db) / 20)
-        x = x + rng.standard_normal(len(x)).astype(np.float32) * level
-    return features.compute(x, cfg).astype(np.float16)
+    audio_path, cfg = args
+    return features.compute(features.read_wav(audio_path), cfg).astype(np.float16)
 
 
 class FeatureSet:
     """Every utterance of some manifests as f16 features in one array, cached
     on disk under `cache_dir` so later runs skip the feature extraction."""
 
-    def __init__(self, manifests, cfg: dict, cache_dir, noise_floor_db=None, workers: int = os.cpu_count() or 1):
+    def __init__(self, manifests, cfg: dict, cache_dir, workers: int = os.cpu_count() or 1):
         self.rows, self.feats = [], []
         for manifest in manifests:
             rows = read_manifest(manifest)
             key = hashlib.sha1(
-                json.dumps([str(Path(manifest).resolve()), os.path.getmtime(manifest), cfg, noise_floor_db], sort_keys=True).encode()
+                json.dumps([str(Path(manifest).resolve()), os.path.getmtime(manifest), cfg], sort_keys=True).encode()
             ).hexdigest()[:16]
             cache = Path(cache_dir) / f"{Path(manifest).stem}-{key}.npz"
             if cache.exists():
@@ -59,7 +50,7 @@ class FeatureSet:
                 data, offsets = z["data"], z["offsets"]
                 feats = [data[offsets[i] : offsets[i + 1]] for i in range(len(rows))]
             else:
-                jobs = [(r["audio_filepath"], cfg, noise_floor_db) for r in rows]
+                jobs = [(r["audio_filepath"], cfg) for r in rows]
                 with Pool(workers) as pool:
                     feats = list(tqdm(pool.imap(_features_of, jobs, chunksize=16), total=len(jobs), desc=f"features {Path(manifest).name}"))
                 offsets = np.cumsum([0] + [len(f) for f in feats])

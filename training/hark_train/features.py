@@ -3,10 +3,9 @@
 identical input (tests/fixtures/fbank_golden.safetensors checks hark against
 this code)."""
 
-import wave
-
 import kaldi_native_fbank as knf
 import numpy as np
+from scipy.io import wavfile
 from scipy.signal import resample_poly
 
 SAMPLE_RATE_HZ = 16000
@@ -70,15 +69,19 @@ def compute(samples: np.ndarray, cfg: dict = DEFAULT_FEATURES) -> np.ndarray:
 
 
 def read_wav(path) -> np.ndarray:
-    """Reads a 16-bit PCM WAV as mono float32 at 16 kHz."""
-    with wave.open(str(path), "rb") as w:
-        rate, channels, width = w.getframerate(), w.getnchannels(), w.getsampwidth()
-        raw = w.readframes(w.getnframes())
-    if width != 2:
-        raise ValueError(f"{path}: expected 16-bit PCM, got {8 * width}-bit")
-    x = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
-    x = x.reshape(-1, channels).mean(axis=1)
+    """Reads a 16-bit PCM or 32-bit float WAV as mono float32 at 16 kHz.
+
+    Audio at other rates should come through `hark decode` first (see
+    prepare_fsdd.py): then training hears exactly what hark hears, down to
+    its resampler. The scipy fallback here is for quick experiments."""
+    rate, x = wavfile.read(str(path))
+    if x.dtype == np.int16:
+        x = x.astype(np.float32) / 32768.0
+    elif x.dtype != np.float32:
+        raise ValueError(f"{path}: expected 16-bit PCM or 32-bit float, got {x.dtype}")
+    if x.ndim == 2:
+        x = x.mean(axis=1)
     if rate != SAMPLE_RATE_HZ:
         g = np.gcd(rate, SAMPLE_RATE_HZ)
-        x = resample_poly(x, SAMPLE_RATE_HZ // g, rate // g).astype(np.float32)
-    return x
+        x = resample_poly(x, SAMPLE_RATE_HZ // g, rate // g)
+    return x.astype(np.float32)

@@ -76,7 +76,6 @@ def main(argv=None):
     p.add_argument("--no-specaugment", action="store_true")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with AVX-512 BF16, GPUs)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--noise-floor-db", type=float, default=-90, help="training audio gets white noise between this and 40 dB more (dBFS)")
     p.add_argument("--cache-dir", default=os.path.join(os.path.dirname(__file__), "..", "data", "cache"))
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
     args = p.parse_args(argv)
@@ -101,7 +100,7 @@ def main(argv=None):
         config = export.model_config(args.name, feature_cfg, args.stack, args.layers, args.hidden)
         model = BiLstmCtc(feature_cfg["num_bins"], args.stack, args.layers, args.hidden, config["vocab"])
     model.to(device)
-    train = FeatureSet(args.train, feature_cfg, args.cache_dir, noise_floor_db=(args.noise_floor_db, args.noise_floor_db + 40))
+    train = FeatureSet(args.train, feature_cfg, args.cache_dir)
     dev = FeatureSet(args.dev, feature_cfg, args.cache_dir)
     train_idx = train.usable(config["stack"])
     dev_idx = list(range(len(dev)))
@@ -141,7 +140,7 @@ def main(argv=None):
             if not args.no_specaugment:
                 x = spec_augment(x, lengths, rng)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
-                log_probs, steps = ddp(x.to(device), lengths.to(device))
+                log_probs, steps = ddp(x.to(device), lengths.to(device), pack=False)
             loss = ctc(log_probs.float().transpose(0, 1), targets.to(device), steps, target_lengths.to(device))
             opt.zero_grad()
             loss.backward()
