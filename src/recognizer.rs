@@ -76,3 +76,34 @@ impl Recognizer {
         Ok(Transcript::new(best, waveform.duration_s()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctc::GreedyDecoder;
+
+    fn digits() -> Recognizer {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fsdd-digits");
+        Recognizer::load(Some(&dir), AudioLimits::default()).unwrap()
+    }
+
+    #[test]
+    fn audio_shorter_than_one_network_step_gives_an_empty_transcript() {
+        let transcript = digits().transcribe(&Waveform::from_samples(vec![0.0; 300]), &GreedyDecoder).unwrap();
+        assert_eq!(transcript.text, "");
+        assert!(transcript.words.is_empty());
+        assert!((transcript.duration_s - 300.0 / 16_000.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn audio_errors_pass_through_unchanged() {
+        let err = digits().transcribe_wav(b"not audio at all", &GreedyDecoder).unwrap_err();
+        assert!(matches!(err, RecognizeError::Audio(AudioError::NotWav { .. })), "{err}");
+    }
+
+    #[test]
+    fn the_embedded_default_model_loads() {
+        let recognizer = Recognizer::load(None, AudioLimits::default()).unwrap();
+        assert_eq!(recognizer.model().config().name, crate::model::DEFAULT_MODEL);
+    }
+}

@@ -100,8 +100,13 @@ def main(argv=None):
         config = export.model_config(args.name, feature_cfg, args.stack, args.layers, args.hidden)
         model = BiLstmCtc(feature_cfg["num_bins"], args.stack, args.layers, args.hidden, config["vocab"])
     model.to(device)
+    # Rank 0 extracts and caches the features; the others then read the cache.
+    if distributed and rank != 0:
+        dist.barrier()
     train = FeatureSet(args.train, feature_cfg, args.cache_dir)
     dev = FeatureSet(args.dev, feature_cfg, args.cache_dir)
+    if distributed and rank == 0:
+        dist.barrier()
     train_idx = train.usable(config["stack"])
     dev_idx = list(range(len(dev)))
     params = sum(p.numel() for p in model.parameters())
