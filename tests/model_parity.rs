@@ -54,3 +54,25 @@ fn loading_errors_name_the_missing_or_misshaped_tensor() {
     assert!(misshaped.contains("out.weight") && misshaped.contains("shape"), "{misshaped}");
     assert!(broken_model(|_, shape| Some(shape)).is_ok());
 }
+
+#[test]
+fn f32_weights_load_and_give_the_same_output_as_f16() {
+    let dir = common::fixture("fsdd-digits");
+    let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    assert!(tensors.values().all(|t| t.dtype() == candle_core::DType::F16), "the fixture is stored as f16");
+    let f32_tensors: std::collections::HashMap<String, candle_core::Tensor> =
+        tensors.into_iter().map(|(k, t)| (k, t.to_dtype(candle_core::DType::F32).unwrap())).collect();
+    let path = std::env::temp_dir().join(format!("hark-f32-{}.safetensors", std::process::id()));
+    candle_core::safetensors::save(&f32_tensors, &path).unwrap();
+    let files = ModelFiles {
+        config_json: std::fs::read(dir.join("config.json")).unwrap().into(),
+        safetensors: std::fs::read(&path).unwrap().into(),
+        tokens_txt: std::fs::read(dir.join("tokens.txt")).unwrap().into(),
+    };
+    let f32_model = AcousticModel::load(&files).unwrap();
+    let f16_model = AcousticModel::load_dir(&dir).unwrap();
+    let golden = common::read_tensors(&common::fixture("parity.safetensors"));
+    let (shape, feats) = &golden["hello-16k.wav/features"];
+    let features = Features::new(feats.clone(), shape[1]);
+    assert_eq!(f32_model.forward(&features).unwrap(), f16_model.forward(&features).unwrap());
+}

@@ -134,7 +134,10 @@ def main(argv=None):
 
     done = False
     for epoch in range(args.epochs):
-        batches = train.batches(train_idx, args.max_frames, shuffle=True, seed=args.seed * 1000 + epoch)
+        # SortaGrad: a fresh model sees its first epoch shortest first, which
+        # gets CTC past its blank-only plateau sooner.
+        sortagrad = epoch == 0 and not args.init
+        batches = train.batches(train_idx, args.max_frames, shuffle=not sortagrad, seed=args.seed * 1000 + epoch)
         batches = batches[rank::world][: len(batches) // world]
         bar = tqdm(batches, desc=f"epoch {epoch}", disable=rank != 0, mininterval=5)
         for batch in bar:
