@@ -188,10 +188,6 @@ impl Fbank {
         })
     }
 
-    pub fn options(&self) -> &FbankOptions {
-        &self.options
-    }
-
     /// Number of frames Kaldi produces for `num_samples` samples.
     pub fn num_frames(&self, num_samples: usize) -> usize {
         if self.options.snip_edges {

@@ -53,10 +53,6 @@ impl Recognizer {
         &self.model
     }
 
-    pub fn limits(&self) -> &AudioLimits {
-        &self.limits
-    }
-
     /// Decodes a WAV file and recognizes it.
     pub fn transcribe_wav(&self, bytes: &[u8], decoder: &dyn CtcDecoder) -> Result<Transcript, RecognizeError> {
         let waveform = decode_wav(bytes, &self.limits)?;
