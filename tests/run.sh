@@ -9,5 +9,5 @@ if ! tests/.venv/bin/python -c "import openai" 2>/dev/null; then
     tests/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 fi
 # The criterion benchmarks run once each as a smoke test, then every test.
-cargo test --benches --quiet
+cargo test --bench pipeline --quiet
 cargo test "$@"
