@@ -16,6 +16,7 @@ if [ -n "$missing" ]; then
     apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
 fi
 [ -x .venv/bin/python ] || ./setup.sh
+[ -x ../target/release/hark ] || (cd .. && cargo build --release)
 
 .venv/bin/python -m hark_train.prepare_fsdd ../../shared/data/fsdd data/fsdd
 .venv/bin/python -m hark_train.synth --out data/synth --hours "$hours"
