@@ -50,20 +50,10 @@ pub fn read_manifest(path: &Path) -> Result<Vec<Utterance>, EvalError> {
             })?;
             Ok(Utterance {
                 audio_path: base.join(line.audio_filepath),
-                text: normalize_text(&line.text),
+                text: crate::text::normalize(&line.text),
             })
         })
         .collect()
-}
-
-/// Lowercase letters, apostrophes and single spaces: what the model emits.
-pub fn normalize_text(text: &str) -> String {
-    let kept: String = text
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_lowercase() || c == '\'' { c } else { ' ' })
-        .collect();
-    kept.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Levenshtein distance between two sequences.
@@ -190,11 +180,6 @@ mod tests {
         let report = Report { utterances: vec![s], audio_s: 2.0, compute: Duration::from_millis(500) };
         assert!((report.wer() - 2.0 / 3.0).abs() < 1e-12);
         assert!((report.real_time_factor() - 0.25).abs() < 1e-12);
-    }
-
-    #[test]
-    fn references_are_normalized_to_the_model_alphabet() {
-        assert_eq!(normalize_text("Printing, in the ONLY sense -- isn't it?"), "printing in the only sense isn't it");
     }
 
     #[test]

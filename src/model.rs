@@ -84,6 +84,11 @@ impl Vocabulary {
     pub fn word_separator(&self) -> usize {
         self.word_separator
     }
+
+    /// The id of a token, if the model has it.
+    pub fn id(&self, token: &str) -> Option<usize> {
+        self.tokens.iter().position(|t| t == token)
+    }
 }
 
 /// Log-probabilities of every token at every network step, row-major.

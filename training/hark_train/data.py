@@ -66,14 +66,14 @@ class FeatureSet:
     def hours(self) -> float:
         return sum(len(f) for f in self.feats) / 100 / 3600
 
+    def min_steps(self, i: int) -> int:
+        """Model steps CTC needs to align utterance i: its tokens plus a blank between repeats."""
+        t = self.tokens[i]
+        return len(t) + sum(1 for a, b in zip(t, t[1:]) if a == b)
+
     def usable(self, stack: int) -> list[int]:
-        """Utterances CTC can align: at least as many steps as tokens plus repeats."""
-        keep = []
-        for i, (f, t) in enumerate(zip(self.feats, self.tokens)):
-            repeats = sum(1 for a, b in zip(t, t[1:]) if a == b)
-            if t and len(f) // stack >= len(t) + repeats:
-                keep.append(i)
-        return keep
+        """Utterances CTC can align."""
+        return [i for i, f in enumerate(self.feats) if self.tokens[i] and len(f) // stack >= self.min_steps(i)]
 
     def batches(self, indices, max_frames: int, shuffle: bool, seed: int = 0):
         """Length-sorted batches of at most `max_frames` padded frames, so little is padding."""
@@ -92,11 +92,15 @@ class FeatureSet:
             random.Random(seed).shuffle(batches)
         return batches
 
-    def collate(self, batch):
-        lengths = torch.tensor([len(self.feats[i]) for i in batch])
-        x = torch.zeros(len(batch), int(lengths.max()), self.feats[batch[0]].shape[1])
-        for k, i in enumerate(batch):
-            x[k, : lengths[k]] = torch.from_numpy(self.feats[i].astype(np.float32))
+    def collate(self, batch, augment=None, rng=None):
+        """Pads a batch; `augment(feats, min_steps, rng)` transforms each utterance first."""
+        feats = [torch.from_numpy(self.feats[i].astype(np.float32)) for i in batch]
+        if augment:
+            feats = [augment(f, self.min_steps(i), rng) for f, i in zip(feats, batch)]
+        lengths = torch.tensor([len(f) for f in feats])
+        x = torch.zeros(len(batch), int(lengths.max()), feats[0].shape[1])
+        for k, f in enumerate(feats):
+            x[k, : len(f)] = f
         targets = torch.tensor([t for i in batch for t in self.tokens[i]], dtype=torch.long)
         target_lengths = torch.tensor([len(self.tokens[i]) for i in batch])
         return x, lengths, targets, target_lengths

@@ -22,23 +22,10 @@ from torch import nn
 from tqdm import tqdm
 
 from . import export, text
+from .augment import FeatureAugment, spec_augment
 from .data import FeatureSet
 from .features import DEFAULT_FEATURES
 from .model import BiLstmCtc
-
-
-def spec_augment(x: torch.Tensor, lengths: torch.Tensor, rng: random.Random, freq_masks=2, freq_width=15, time_masks=2, time_frac=0.05):
-    for k in range(x.shape[0]):
-        n = int(lengths[k])
-        for _ in range(freq_masks):
-            w = rng.randint(0, freq_width)
-            f0 = rng.randint(0, x.shape[2] - w)
-            x[k, :, f0 : f0 + w] = 0
-        for _ in range(time_masks):
-            w = rng.randint(0, max(1, int(n * time_frac)))
-            t0 = rng.randint(0, max(0, n - w))
-            x[k, t0 : t0 + w, :] = 0
-    return x
 
 
 @torch.no_grad()
@@ -73,7 +60,7 @@ def main(argv=None):
     p.add_argument("--lr-decay", type=float, default=0.95, help="learning-rate factor per epoch")
     p.add_argument("--max-frames", type=int, default=20000, help="padded frames per batch (per process)")
     p.add_argument("--eval-every", type=int, default=500, help="steps between dev evaluations")
-    p.add_argument("--no-specaugment", action="store_true")
+    p.add_argument("--no-augment", action="store_true", help="no VTLP, tempo or SpecAugment in training")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with AVX-512 BF16, GPUs)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--cache-dir", default=os.path.join(os.path.dirname(__file__), "..", "data", "cache"))
@@ -114,6 +101,7 @@ def main(argv=None):
         print(f"train: {len(train_idx)} of {len(train)} utterances, {train.hours():.1f} h; dev: {len(dev)}; "
               f"model {config['layers']}x{config['hidden']} stack {config['stack']}, {params / 1e6:.2f} M parameters, {device}", flush=True)
 
+    augment = None if args.no_augment else FeatureAugment(feature_cfg, config["stack"])
     ddp = nn.parallel.DistributedDataParallel(model) if distributed else model
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-2)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
@@ -144,8 +132,8 @@ def main(argv=None):
             lr = args.lr * min(1.0, (step + 1) / args.warmup) * args.lr_decay**epoch
             for g in opt.param_groups:
                 g["lr"] = lr
-            x, lengths, targets, target_lengths = train.collate(batch)
-            if not args.no_specaugment:
+            x, lengths, targets, target_lengths = train.collate(batch, augment, rng)
+            if augment:
                 x = spec_augment(x, lengths, rng)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
                 log_probs, steps = ddp(x.to(device), lengths.to(device), pack=False)

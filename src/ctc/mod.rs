@@ -1,8 +1,13 @@
 //! CTC decoding: [`LogProbs`] → words with times and confidences.
 //!
-//! Every decoder implements [`CtcDecoder`] and returns hypotheses best first,
-//! so the prefix beam search with a language model sits beside
-//! [`GreedyDecoder`] and callers pick one per request.
+//! Every decoder implements [`CtcDecoder`] and returns hypotheses best first:
+//! [`GreedyDecoder`] takes the best token at every step; the prefix
+//! [`beam::BeamSearchDecoder`] weighs alternatives with a word language
+//! model, hotwords and a lexicon. Callers pick one per request.
+
+pub mod beam;
+pub mod hotwords;
+mod trie;
 
 use crate::model::{LogProbs, Vocabulary, BLANK};
 use crate::transcript::Word;
@@ -25,14 +30,15 @@ pub trait CtcDecoder: Send + Sync {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GreedyDecoder;
 
-/// A token of the best path and the steps it spans.
+/// A decoded token and the steps it spans.
 #[derive(Debug, Clone, Copy)]
 struct TokenSpan {
     token: usize,
     first_step: usize,
     last_step: usize,
-    /// Sum over the span of the winning log-probability.
+    /// Sum of the token's log-probability over the `frames` steps that emitted it.
     log_prob_sum: f32,
+    frames: usize,
 }
 
 impl CtcDecoder for GreedyDecoder {
@@ -48,12 +54,14 @@ impl CtcDecoder for GreedyDecoder {
                     Some(span) if token == previous => {
                         span.last_step = t;
                         span.log_prob_sum += lp;
+                        span.frames += 1;
                     }
                     _ => spans.push(TokenSpan {
                         token,
                         first_step: t,
                         last_step: t,
                         log_prob_sum: lp,
+                        frames: 1,
                     }),
                 }
             }
@@ -66,7 +74,7 @@ impl CtcDecoder for GreedyDecoder {
     }
 }
 
-fn argmax(row: &[f32]) -> (usize, f32) {
+pub(crate) fn argmax(row: &[f32]) -> (usize, f32) {
     row.iter()
         .copied()
         .enumerate()
@@ -75,19 +83,19 @@ fn argmax(row: &[f32]) -> (usize, f32) {
 
 /// Groups token spans into words at the word separator. A word runs from
 /// the first step of its first letter to the end of its last; its confidence
-/// is the geometric mean of the winning posteriors over its letters' steps.
+/// is the geometric mean of its letters' posteriors over the steps that emitted them.
 fn words_from_spans(spans: &[TokenSpan], vocabulary: &Vocabulary, step_s: f64) -> Vec<Word> {
     spans
         .split(|s| s.token == vocabulary.word_separator())
         .filter(|letters| !letters.is_empty())
         .map(|letters| {
-            let steps: usize = letters.iter().map(|s| s.last_step - s.first_step + 1).sum();
+            let frames: usize = letters.iter().map(|s| s.frames).sum();
             let log_prob: f32 = letters.iter().map(|s| s.log_prob_sum).sum();
             Word {
                 word: letters.iter().map(|s| vocabulary.token(s.token)).collect(),
                 start_s: letters[0].first_step as f64 * step_s,
                 end_s: (letters[letters.len() - 1].last_step + 1) as f64 * step_s,
-                confidence: (log_prob / steps as f32).exp().clamp(0.0, 1.0),
+                confidence: (log_prob / frames as f32).exp().clamp(0.0, 1.0),
             }
         })
         .collect()

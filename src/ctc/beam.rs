@@ -1,0 +1,550 @@
+//! CTC prefix beam search with shallow fusion of a word language model,
+//! hotwords and a lexicon.
+//!
+//! Hypotheses are prefixes of tokens (Graves 2012; Hannun et al. 2014):
+//! each keeps the probability of all alignments that end in blank and of
+//! those that end in its last token, so "aa" (a, blank, a) and "a" (a, a)
+//! stay apart and the mass of every alignment of a prefix is summed. Prefixes
+//! form a tree; everything that depends only on the words (language model,
+//! word bonus, hotwords, lexicon) is computed once, when a tree node is made.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use super::hotwords::{HotState, Hotwords};
+use super::trie::{TokenTrie, ROOT};
+use super::{words_from_spans, CtcDecoder, Hypothesis, TokenSpan};
+use crate::lm::{LmState, NgramLm};
+use crate::model::{LogProbs, Vocabulary, BLANK};
+
+/// Search breadth and pruning.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BeamOptions {
+    /// Prefixes kept after every step.
+    pub beam_size: usize,
+    /// Tokens less likely than this (natural log) at a step are not tried...
+    pub token_min_log_prob: f32,
+    /// ...and at most this many of the most likely are.
+    pub token_top_k: usize,
+    /// Hypotheses returned, best first.
+    pub alternatives: usize,
+}
+
+impl Default for BeamOptions {
+    fn default() -> Self {
+        Self { beam_size: 16, token_min_log_prob: -8.0, token_top_k: 8, alternatives: 1 }
+    }
+}
+
+/// Shallow fusion: score = log P_ctc + weight · ln P_lm + word_bonus · words.
+#[derive(Debug, Clone)]
+pub struct LmFusion {
+    pub lm: Arc<NgramLm>,
+    pub weight: f32,
+    pub word_bonus: f32,
+}
+
+/// Words a hypothesis may use freely; others cost `oov_penalty` (natural
+/// log) each, a soft ban that still lets a clearly spoken new word through.
+#[derive(Debug, Clone)]
+pub struct Lexicon {
+    trie: TokenTrie,
+    is_word: Vec<bool>,
+}
+
+impl Lexicon {
+    /// The words, spelled with the model's tokens; words with other
+    /// characters are left out.
+    pub fn new<'a>(words: impl IntoIterator<Item = &'a str>, vocabulary: &Vocabulary) -> Self {
+        let mut trie = TokenTrie::new();
+        let mut is_word = vec![false];
+        for word in words {
+            let tokens: Option<Vec<usize>> = word.chars().map(|c| vocabulary.id(c.encode_utf8(&mut [0; 4]))).collect();
+            if let Some(tokens) = tokens.filter(|t| !t.is_empty() && !t.contains(&vocabulary.word_separator())) {
+                let path = trie.insert(&tokens);
+                is_word.resize(trie.len(), false);
+                is_word[path[path.len() - 1] as usize] = true;
+            }
+        }
+        Self { trie, is_word }
+    }
+
+    /// Number of distinct words.
+    pub fn len(&self) -> usize {
+        self.is_word.iter().filter(|&&w| w).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The beam search decoder for one request.
+#[derive(Debug, Clone, Default)]
+pub struct BeamSearchDecoder {
+    pub options: BeamOptions,
+    pub lm: Option<LmFusion>,
+    pub hotwords: Hotwords,
+    /// With the penalty per out-of-vocabulary word.
+    pub lexicon: Option<(Arc<Lexicon>, f32)>,
+}
+
+/// Where the lexicon walk of the current word stands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum LexState {
+    In(u32),
+    /// Left the lexicon; `charged` once the penalty has been paid (it waits
+    /// while the word may still become a hotword).
+    Out { charged: bool },
+}
+
+/// A node of the prefix tree.
+#[derive(Debug, Clone)]
+struct Prefix {
+    parent: u32,
+    token: usize,
+    /// Where this token was first emitted and last held, with the sum of its
+    /// posteriors over the steps it was held (for the word's confidence).
+    first_step: u32,
+    last_step: u32,
+    log_prob_sum: f32,
+    frames: u32,
+    /// Everything beyond the acoustic score, for the whole prefix.
+    bonus: f32,
+    /// The node where the current (unfinished) word starts.
+    word_start: u32,
+    lm_state: Option<LmState>,
+    hot: HotState,
+    lex: LexState,
+}
+
+/// A live hypothesis: a prefix and its alignment probabilities.
+#[derive(Debug, Clone, Copy)]
+struct Beam {
+    prefix: u32,
+    /// log P(alignments of the prefix that end in blank).
+    blank: f32,
+    /// log P(alignments that end in the prefix's last token).
+    token: f32,
+    /// Of this step's mass: what arrived by emitting the last token now,
+    /// and what was already this prefix a step ago. Whichever is larger
+    /// says when the token was spoken.
+    entered: f32,
+    carried: f32,
+}
+
+impl Beam {
+    fn acoustic(&self) -> f32 {
+        log_add(self.blank, self.token)
+    }
+}
+
+fn log_add(a: f32, b: f32) -> f32 {
+    if a == f32::NEG_INFINITY {
+        return b;
+    }
+    if b == f32::NEG_INFINITY {
+        return a;
+    }
+    let (hi, lo) = if a > b { (a, b) } else { (b, a) };
+    hi + (lo - hi).exp().ln_1p()
+}
+
+const LN_10: f32 = std::f32::consts::LN_10;
+const ROOT_PREFIX: u32 = 0;
+
+/// One search over one utterance.
+struct Search<'a> {
+    decoder: &'a BeamSearchDecoder,
+    vocabulary: &'a Vocabulary,
+    separator: usize,
+    prefixes: Vec<Prefix>,
+    children: FxHashMap<(u32, u32), u32>,
+}
+
+impl<'a> Search<'a> {
+    fn new(decoder: &'a BeamSearchDecoder, vocabulary: &'a Vocabulary) -> Self {
+        let root = Prefix {
+            parent: ROOT_PREFIX,
+            token: BLANK,
+            first_step: 0,
+            last_step: 0,
+            log_prob_sum: 0.0,
+            frames: 0,
+            bonus: 0.0,
+            word_start: ROOT_PREFIX,
+            lm_state: decoder.lm.as_ref().map(|f| f.lm.begin_sentence()),
+            hot: HotState::default(),
+            lex: LexState::In(ROOT),
+        };
+        Self {
+            decoder,
+            vocabulary,
+            separator: vocabulary.word_separator(),
+            prefixes: vec![root],
+            children: FxHashMap::default(),
+        }
+    }
+
+    /// A separator right after another (or at the start) adds nothing to
+    /// the text: it is treated like a blank.
+    fn at_word_start(&self, prefix: u32) -> bool {
+        prefix == ROOT_PREFIX || self.prefixes[prefix as usize].token == self.separator
+    }
+
+    /// The letters of the prefix's unfinished word.
+    fn current_word(&self, prefix: u32) -> String {
+        let start = self.prefixes[prefix as usize].word_start;
+        let mut letters = Vec::new();
+        let mut node = prefix;
+        while node != start && node != ROOT_PREFIX {
+            letters.push(self.vocabulary.token(self.prefixes[node as usize].token));
+            node = self.prefixes[node as usize].parent;
+        }
+        letters.iter().rev().copied().collect()
+    }
+
+    /// Score and state changes when the prefix's current word is finished:
+    /// the language model's word probability and bonus, the lexicon's
+    /// penalty, the hotword's fate.
+    fn finish_word(&self, prefix: u32) -> (f32, Option<LmState>, HotState) {
+        let p = &self.prefixes[prefix as usize];
+        let (hot, mut score) = self.decoder.hotwords.word_break(p.hot, self.separator);
+        if let (LexState::Out { charged: false }, Some((_, penalty))) = (p.lex, &self.decoder.lexicon) {
+            if !self.decoder.hotwords.completes(p.hot) {
+                score -= penalty;
+            }
+        }
+        if let (LexState::In(node), Some((lexicon, penalty))) = (p.lex, &self.decoder.lexicon) {
+            if !lexicon.is_word[node as usize] && !self.decoder.hotwords.completes(p.hot) {
+                score -= penalty;
+            }
+        }
+        let mut lm_state = p.lm_state;
+        if let (Some(fusion), Some(state)) = (&self.decoder.lm, p.lm_state) {
+            let word = self.current_word(prefix);
+            let (log10_prob, next) = fusion.lm.score(state, fusion.lm.word_id(&word));
+            score += fusion.weight * LN_10 * log10_prob + fusion.word_bonus;
+            lm_state = Some(next);
+        }
+        (score, lm_state, hot)
+    }
+
+    /// The child of `prefix` for `token`, made on first use.
+    fn extend(&mut self, prefix: u32, token: usize, step: u32, log_prob: f32) -> u32 {
+        if let Some(&child) = self.children.get(&(prefix, token as u32)) {
+            return child;
+        }
+        let parent = &self.prefixes[prefix as usize];
+        let mut child = Prefix {
+            parent: prefix,
+            token,
+            first_step: step,
+            last_step: step,
+            log_prob_sum: log_prob,
+            frames: 1,
+            ..parent.clone()
+        };
+        let id = self.prefixes.len() as u32;
+        if token == self.separator {
+            let (score, lm_state, hot) = self.finish_word(prefix);
+            child.bonus += score;
+            child.lm_state = lm_state;
+            child.hot = hot;
+            child.lex = LexState::In(ROOT);
+            child.word_start = id;
+        } else {
+            let (hot, score) = self.decoder.hotwords.letter(parent.hot, token);
+            child.hot = hot;
+            child.bonus += score;
+            if let Some((lexicon, penalty)) = &self.decoder.lexicon {
+                child.lex = match parent.lex {
+                    LexState::In(node) => match lexicon.trie.child(node, token) {
+                        Some(next) => LexState::In(next),
+                        None => LexState::Out { charged: false },
+                    },
+                    out => out,
+                };
+                // Pay for leaving the lexicon once no hotword can excuse it.
+                if child.lex == (LexState::Out { charged: false }) && !hot.is_matching() {
+                    child.bonus -= penalty;
+                    child.lex = LexState::Out { charged: true };
+                }
+            }
+        }
+        self.prefixes.push(child);
+        self.children.insert((prefix, token as u32), id);
+        id
+    }
+
+    /// The prefix's score once the utterance is over.
+    fn final_score(&self, beam: &Beam) -> f32 {
+        let p = &self.prefixes[beam.prefix as usize];
+        let mut score = beam.acoustic() + p.bonus;
+        let (mut lm_state, mut hot) = (p.lm_state, p.hot);
+        if !self.at_word_start(beam.prefix) {
+            let (word_score, state, next_hot) = self.finish_word(beam.prefix);
+            score += word_score;
+            lm_state = state;
+            hot = next_hot;
+        }
+        score += self.decoder.hotwords.finish(hot, self.separator);
+        if let (Some(fusion), Some(state)) = (&self.decoder.lm, lm_state) {
+            score += fusion.weight * LN_10 * fusion.lm.score(state, Some(fusion.lm.end_of_sentence())).0;
+        }
+        score
+    }
+
+    fn spans(&self, prefix: u32) -> Vec<TokenSpan> {
+        let mut spans = Vec::new();
+        let mut node = prefix;
+        while node != ROOT_PREFIX {
+            let p = &self.prefixes[node as usize];
+            spans.push(TokenSpan {
+                token: p.token,
+                first_step: p.first_step as usize,
+                last_step: p.last_step as usize,
+                log_prob_sum: p.log_prob_sum,
+                frames: p.frames as usize,
+            });
+            node = p.parent;
+        }
+        spans.reverse();
+        spans
+    }
+
+    fn run(mut self, log_probs: &LogProbs) -> Vec<Hypothesis> {
+        let options = self.decoder.options;
+        let mut beams = vec![Beam { prefix: ROOT_PREFIX, blank: 0.0, token: f32::NEG_INFINITY, entered: 0.0, carried: 0.0 }];
+        let mut next: Vec<Beam> = Vec::new();
+        let mut slot: FxHashMap<u32, usize> = FxHashMap::default();
+        let mut candidates: Vec<(usize, f32)> = Vec::with_capacity(log_probs.vocab());
+        for t in 0..log_probs.num_steps() {
+            let row = log_probs.step(t);
+            candidates.clear();
+            candidates.extend(row.iter().copied().enumerate().filter(|&(_, lp)| lp >= options.token_min_log_prob));
+            if candidates.is_empty() {
+                candidates.push(super::argmax(row));
+            }
+            candidates.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
+            candidates.truncate(options.token_top_k.max(1));
+
+            next.clear();
+            slot.clear();
+            let mut add = |next: &mut Vec<Beam>, prefix: u32, blank: f32, token: f32, entered: bool| {
+                let i = *slot.entry(prefix).or_insert_with(|| {
+                    let none = f32::NEG_INFINITY;
+                    next.push(Beam { prefix, blank: none, token: none, entered: none, carried: none });
+                    next.len() - 1
+                });
+                let b = &mut next[i];
+                b.blank = log_add(b.blank, blank);
+                b.token = log_add(b.token, token);
+                let mass = log_add(blank, token);
+                if entered {
+                    b.entered = log_add(b.entered, mass);
+                } else {
+                    b.carried = log_add(b.carried, mass);
+                }
+            };
+            let none = f32::NEG_INFINITY;
+            for beam in &beams {
+                let total = beam.acoustic();
+                let last = self.prefixes[beam.prefix as usize].token;
+                for &(token, lp) in &candidates {
+                    if token == BLANK || (token == self.separator && self.at_word_start(beam.prefix)) {
+                        add(&mut next, beam.prefix, total + lp, none, false);
+                    } else if token == last && beam.prefix != ROOT_PREFIX {
+                        // Held: the same token goes on; after a blank it is a new one.
+                        add(&mut next, beam.prefix, none, beam.token + lp, false);
+                        let child = self.extend(beam.prefix, token, t as u32, lp);
+                        add(&mut next, child, none, beam.blank + lp, true);
+                    } else {
+                        let child = self.extend(beam.prefix, token, t as u32, lp);
+                        add(&mut next, child, none, total + lp, true);
+                    }
+                }
+            }
+            for b in &next {
+                let p = &mut self.prefixes[b.prefix as usize];
+                let lp = row[p.token];
+                if b.entered > b.carried {
+                    (p.first_step, p.last_step, p.log_prob_sum, p.frames) = (t as u32, t as u32, lp, 1);
+                } else if b.prefix != ROOT_PREFIX && lp > row[BLANK] {
+                    (p.last_step, p.log_prob_sum, p.frames) = (t as u32, p.log_prob_sum + lp, p.frames + 1);
+                }
+            }
+            let score = |b: &Beam| b.acoustic() + self.prefixes[b.prefix as usize].bonus;
+            if next.len() > options.beam_size {
+                next.select_nth_unstable_by(options.beam_size - 1, |a, b| score(b).total_cmp(&score(a)));
+                next.truncate(options.beam_size);
+            }
+            std::mem::swap(&mut beams, &mut next);
+        }
+
+        let mut finals: Vec<(f32, &Beam)> = beams.iter().map(|b| (self.final_score(b), b)).collect();
+        finals.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut hypotheses: Vec<Hypothesis> = Vec::new();
+        for (score, beam) in finals {
+            let words = words_from_spans(&self.spans(beam.prefix), self.vocabulary, log_probs.step_s());
+            // "a" and "a|" are different prefixes of the same text: keep the better.
+            if hypotheses.iter().any(|h| same_words(&h.words, &words)) {
+                continue;
+            }
+            hypotheses.push(Hypothesis { words, score });
+            if hypotheses.len() >= options.alternatives.max(1) {
+                break;
+            }
+        }
+        if hypotheses.is_empty() {
+            hypotheses.push(Hypothesis { words: Vec::new(), score: 0.0 });
+        }
+        hypotheses
+    }
+}
+
+fn same_words(a: &[crate::transcript::Word], b: &[crate::transcript::Word]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.word == y.word)
+}
+
+impl CtcDecoder for BeamSearchDecoder {
+    fn decode(&self, log_probs: &LogProbs, vocabulary: &Vocabulary) -> Vec<Hypothesis> {
+        Search::new(self, vocabulary).run(log_probs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctc::hotwords;
+    use crate::ctc::GreedyDecoder;
+
+    fn vocabulary() -> Vocabulary {
+        let letters: String = ('a'..='z').map(|c| format!("{c}\n")).collect();
+        Vocabulary::parse(&format!("<blank>\n|\n'\n{letters}")).unwrap()
+    }
+
+    /// One step per entry: the listed tokens ('_' blank, ' ' word break) get
+    /// their probabilities, the rest of the vocabulary shares what is left.
+    fn steps(spec: &[&[(char, f32)]]) -> LogProbs {
+        let v = vocabulary();
+        let mut data = Vec::new();
+        for step in spec {
+            let listed: f32 = step.iter().map(|(_, p)| p).sum();
+            let rest = ((1.0 - listed).max(1e-6) / (v.len() - step.len()) as f32).ln();
+            let mut row = vec![rest; v.len()];
+            for &(c, p) in step.iter() {
+                let id = match c {
+                    '_' => BLANK,
+                    ' ' => v.word_separator(),
+                    c => v.id(&c.to_string()).unwrap(),
+                };
+                row[id] = p.ln();
+            }
+            data.extend(row);
+        }
+        LogProbs::new(data, v.len(), 0.03)
+    }
+
+    /// A clear path through `text` ('_' for blank), one token per step.
+    fn clear(text: &str) -> LogProbs {
+        let spec: Vec<Vec<(char, f32)>> = text.chars().map(|c| vec![(c, 0.95)]).collect();
+        steps(&spec.iter().map(Vec::as_slice).collect::<Vec<_>>())
+    }
+
+    fn text(h: &Hypothesis) -> String {
+        h.words.iter().map(|w| w.word.as_str()).collect::<Vec<_>>().join(" ")
+    }
+
+    fn best(decoder: &BeamSearchDecoder, lp: &LogProbs) -> String {
+        text(&decoder.decode(lp, &vocabulary())[0])
+    }
+
+    #[test]
+    fn clear_input_gives_the_greedy_words_and_times() {
+        let lp = clear("_ca_t__ s_a_t_");
+        let beam = &BeamSearchDecoder::default().decode(&lp, &vocabulary())[0];
+        let greedy = &GreedyDecoder.decode(&lp, &vocabulary())[0];
+        assert_eq!(text(beam), "cat sat");
+        assert_eq!(beam.words.len(), greedy.words.len());
+        for (b, g) in beam.words.iter().zip(&greedy.words) {
+            assert!((b.start_s - g.start_s).abs() < 1e-9 && (b.end_s - g.end_s).abs() < 1e-9, "{b:?} vs {g:?}");
+            assert!((b.confidence - g.confidence).abs() < 1e-4);
+        }
+    }
+
+    /// Two steps of blank 0.6 / a 0.4: the best path is blank-blank (0.36),
+    /// but "a" has three alignments worth 0.64 together.
+    #[test]
+    fn the_search_sums_alignments_where_greedy_takes_one_path() {
+        let lp = steps(&[&[('_', 0.6), ('a', 0.4)], &[('_', 0.6), ('a', 0.4)]]);
+        assert_eq!(text(&GreedyDecoder.decode(&lp, &vocabulary())[0]), "");
+        let hypotheses = BeamSearchDecoder::default().decode(&lp, &vocabulary());
+        assert_eq!(text(&hypotheses[0]), "a");
+        assert!((hypotheses[0].score - 0.64f32.ln()).abs() < 1e-3, "{}", hypotheses[0].score);
+    }
+
+    #[test]
+    fn repeated_letters_need_a_blank_between_them() {
+        assert_eq!(best(&BeamSearchDecoder::default(), &clear("_aa_")), "a");
+        assert_eq!(best(&BeamSearchDecoder::default(), &clear("_a_a_")), "aa");
+    }
+
+    #[test]
+    fn alternatives_come_best_first_and_distinct() {
+        let lp = steps(&[&[('c', 0.9)], &[('a', 0.6), ('o', 0.4)], &[('t', 0.9)]]);
+        let decoder = BeamSearchDecoder { options: BeamOptions { alternatives: 3, ..Default::default() }, ..Default::default() };
+        let hypotheses = decoder.decode(&lp, &vocabulary());
+        assert_eq!(hypotheses.len(), 3);
+        assert_eq!(text(&hypotheses[0]), "cat");
+        assert_eq!(text(&hypotheses[1]), "cot");
+        assert!(hypotheses.windows(2).all(|w| w[0].score >= w[1].score));
+    }
+
+    /// The acoustics lean to "cot"; a language model that has seen "the cat"
+    /// but never "the cot" turns it around.
+    #[test]
+    fn the_language_model_decides_between_close_spellings() {
+        let lm = crate::lm::build::KneserNey::estimate(["the cat sat", "the cat ran", "a cat", "the dog sat"], 2).unwrap();
+        let lm = Arc::new(NgramLm::from_arpa(&lm.to_arpa()).unwrap());
+        let lp = steps(&[&[('t', 0.9)], &[('h', 0.9)], &[('e', 0.9)], &[(' ', 0.9)], &[('c', 0.9)], &[('o', 0.55), ('a', 0.45)], &[('t', 0.9)]]);
+        assert_eq!(best(&BeamSearchDecoder::default(), &lp), "the cot");
+        let fused = BeamSearchDecoder { lm: Some(LmFusion { lm, weight: 0.5, word_bonus: 0.0 }), ..Default::default() };
+        assert_eq!(best(&fused, &lp), "the cat");
+    }
+
+    /// A name heard unclearly: the letters are there but each is doubtful.
+    #[test]
+    fn hotwords_recover_a_doubtful_name_and_leave_other_words_alone() {
+        let lp = steps(&[&[('k', 0.5), ('c', 0.5)], &[('a', 0.9)], &[('u', 0.5), ('_', 0.5)], &[('r', 0.5), ('_', 0.5)], &[(' ', 0.9)], &[('s', 0.9)], &[('a', 0.9)], &[('t', 0.9)]]);
+        let plain = best(&BeamSearchDecoder::default(), &lp);
+        assert_ne!(plain.split(' ').next(), Some("kaur"));
+        let v = vocabulary();
+        let hot = hotwords::Hotwords::new(&hotwords::parse("kaur").unwrap(), &v).unwrap();
+        let boosted = BeamSearchDecoder { hotwords: hot, ..Default::default() };
+        let out = best(&boosted, &lp);
+        assert_eq!(out.split(' ').next(), Some("kaur"), "{out}");
+        assert_eq!(out.split(' ').nth(1), Some("sat"));
+        assert_eq!(plain.split(' ').nth(1), Some("sat"));
+    }
+
+    #[test]
+    fn the_lexicon_penalizes_words_outside_it() {
+        let v = vocabulary();
+        let lp = steps(&[&[('c', 0.9)], &[('o', 0.55), ('a', 0.45)], &[('t', 0.9)]]);
+        let lexicon = Arc::new(Lexicon::new(["cat", "dog"], &v));
+        assert_eq!(lexicon.len(), 2);
+        let soft = BeamSearchDecoder { lexicon: Some((lexicon.clone(), 5.0)), ..Default::default() };
+        assert_eq!(best(&soft, &lp), "cat");
+        // A clearly spoken new word still comes through the soft ban.
+        assert_eq!(best(&soft, &clear("_c_o_w_")), "cow");
+    }
+
+    #[test]
+    fn empty_input_gives_one_empty_hypothesis() {
+        let hypotheses = BeamSearchDecoder::default().decode(&LogProbs::new(vec![], 29, 0.03), &vocabulary());
+        assert_eq!(hypotheses.len(), 1);
+        assert!(hypotheses[0].words.is_empty());
+    }
+}
