@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 use hark::audio::AudioLimits;
-use hark::ctc::GreedyDecoder;
 use hark::eval::{evaluate, read_manifest};
-use hark::recognizer::Recognizer;
+use hark::lm::build::KneserNey;
+use hark::recognizer::{DecodeOptions, Recognizer};
 use hark::server::{Server, ServerConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -29,6 +29,8 @@ enum Command {
     Transcribe {
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        decode: DecodeOptions,
         /// Print the full JSON result (words, times, confidences) instead of the text.
         #[arg(long)]
         json: bool,
@@ -48,10 +50,31 @@ enum Command {
     Eval {
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        decode: DecodeOptions,
         /// Also list the N utterances with the most errors.
         #[arg(long, value_name = "N", default_value_t = 0)]
         worst: usize,
         manifest: PathBuf,
+    },
+    /// Word language models.
+    #[command(subcommand)]
+    Lm(LmCommand),
+}
+
+#[derive(Subcommand)]
+enum LmCommand {
+    /// Estimate an interpolated modified Kneser-Ney n-gram model from plain
+    /// text, one sentence per line, normalized to the model's alphabet first.
+    Build {
+        /// n-gram order.
+        #[arg(long, default_value_t = 3)]
+        order: usize,
+        /// Where to write the ARPA file.
+        #[arg(short, long)]
+        out: PathBuf,
+        #[arg(required = true)]
+        text: Vec<PathBuf>,
     },
 }
 
@@ -60,6 +83,10 @@ struct ModelArgs {
     /// Model directory (config.json, model.safetensors, tokens.txt); the built-in default model when absent.
     #[arg(long, env = "HARK_MODEL")]
     model: Option<PathBuf>,
+    /// ARPA language model for beam search, instead of the one the model
+    /// directory's decoder.json names; makes beam search the default.
+    #[arg(long, env = "HARK_LM")]
+    lm: Option<PathBuf>,
     /// Longest audio accepted, in seconds.
     #[arg(long, env = "HARK_MAX_DURATION_S", default_value_t = 600.0)]
     max_duration_s: f64,
@@ -67,7 +94,7 @@ struct ModelArgs {
 
 impl ModelArgs {
     fn load(&self) -> Result<Recognizer, String> {
-        Recognizer::load(self.model.as_deref(), AudioLimits { max_duration_s: self.max_duration_s })
+        Recognizer::load(self.model.as_deref(), AudioLimits { max_duration_s: self.max_duration_s }, self.lm.as_deref())
             .map_err(|e| match &self.model {
                 Some(dir) => format!("cannot load the model in {}: {e}", dir.display()),
                 None => format!("cannot load the built-in model: {e}"),
@@ -97,9 +124,10 @@ fn main() -> ExitCode {
         .init();
     let result = match Cli::parse().command {
         Command::Serve(args) => serve(args),
-        Command::Transcribe { model, json, files } => transcribe(&model, json, &files),
+        Command::Transcribe { model, decode: options, json, files } => transcribe(&model, &options, json, &files),
         Command::Decode { out_dir, files } => decode(&out_dir, &files),
-        Command::Eval { model, worst, manifest } => eval(&model, worst, &manifest),
+        Command::Eval { model, decode: options, worst, manifest } => eval(&model, &options, worst, &manifest),
+        Command::Lm(LmCommand::Build { order, out, text }) => build_lm(order, &out, &text),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -170,13 +198,14 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-fn transcribe(model: &ModelArgs, json: bool, files: &[PathBuf]) -> Result<(), String> {
+fn transcribe(model: &ModelArgs, options: &DecodeOptions, json: bool, files: &[PathBuf]) -> Result<(), String> {
     let recognizer = model.load()?;
+    let decoder = recognizer.decoder(options).map_err(|e| e.to_string())?;
     let mut failed = false;
     for file in files {
         let result = std::fs::read(file)
             .map_err(|e| e.to_string())
-            .and_then(|bytes| recognizer.transcribe_wav(&bytes, &GreedyDecoder).map_err(|e| e.to_string()));
+            .and_then(|bytes| recognizer.transcribe_wav(&bytes, decoder.as_ref()).map_err(|e| e.to_string()));
         match result {
             Ok(transcript) if json => {
                 let mut value = serde_json::to_value(&transcript).expect("transcripts serialize");
@@ -225,14 +254,15 @@ fn decode(out_dir: &Path, files: &[PathBuf]) -> Result<(), String> {
     Ok(())
 }
 
-fn eval(model: &ModelArgs, worst: usize, manifest: &Path) -> Result<(), String> {
+fn eval(model: &ModelArgs, options: &DecodeOptions, worst: usize, manifest: &Path) -> Result<(), String> {
     let recognizer = model.load()?;
+    let decoder = recognizer.decoder(options).map_err(|e| e.to_string())?;
     let utterances = read_manifest(manifest).map_err(|e| e.to_string())?;
     let bar = ProgressBar::new(utterances.len() as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}").expect("valid template"),
     );
     let (mut errors, mut words) = (0, 0);
-    let report = evaluate(&recognizer, &GreedyDecoder, &utterances, |scored| {
+    let report = evaluate(&recognizer, decoder.as_ref(), &utterances, |scored| {
         errors += scored.word_errors;
         words += scored.words;
         bar.set_message(format!("WER {:.2}%", 100.0 * errors as f64 / words.max(1) as f64));
@@ -244,9 +274,34 @@ fn eval(model: &ModelArgs, worst: usize, manifest: &Path) -> Result<(), String> 
     println!("manifest:   {} ({} utterances, {:.1} s of audio)", manifest.display(), report.utterances.len(), report.audio_s);
     println!("WER:        {:.2}%", 100.0 * report.wer());
     println!("CER:        {:.2}%", 100.0 * report.cer());
-    println!("RTF:        {:.4} (greedy decoding, one stream)", report.real_time_factor());
+    println!("decoder:    {}", decoder.describe());
+    println!("RTF:        {:.4} (one stream)", report.real_time_factor());
     for scored in report.worst(worst) {
         println!("\n{} (WER {:.0}%)\n  ref: {}\n  hyp: {}", scored.audio_path.display(), 100.0 * scored.wer(), scored.reference, scored.hypothesis);
     }
+    Ok(())
+}
+
+fn build_lm(order: usize, out: &Path, inputs: &[PathBuf]) -> Result<(), String> {
+    let started = Instant::now();
+    let mut sentences = Vec::new();
+    for path in inputs {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        sentences.extend(text.lines().map(hark::text::normalize).filter(|s| !s.is_empty()));
+    }
+    let model = KneserNey::estimate(sentences.iter().map(String::as_str), order).map_err(|e| e.to_string())?;
+    if !model.fallback_orders.is_empty() {
+        eprintln!("note: too little text for discounts of orders {:?}; used lmplz's fallback (0.5, 1, 1.5)", model.fallback_orders);
+    }
+    let arpa = model.to_arpa();
+    std::fs::write(out, &arpa).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    let counts: Vec<String> = arpa.lines().skip(1).take_while(|l| l.starts_with("ngram ")).map(|l| l[6..].to_string()).collect();
+    println!(
+        "{} sentences → {} ({}) in {:.1} s",
+        sentences.len(),
+        out.display(),
+        counts.join(", "),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

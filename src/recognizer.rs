@@ -1,12 +1,24 @@
 //! The recognizer: audio bytes → [`Transcript`], the whole pipeline behind
 //! one call. It knows nothing of HTTP; the server and the command line are
 //! thin adapters over it.
+//!
+//! How to decode is chosen per request ([`DecodeOptions`]) on top of the
+//! model directory's defaults (`decoder.json`, with the language model it
+//! names): greedy, or beam search with the LM, hotwords and n-best.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
 
 use crate::audio::{decode_wav, AudioError, AudioLimits, Waveform};
-use crate::ctc::CtcDecoder;
+use crate::ctc::beam::{BeamOptions, BeamSearchDecoder, Lexicon, LmFusion};
+use crate::ctc::hotwords::{self, HotwordError, Hotwords};
+use crate::ctc::{CtcDecoder, GreedyDecoder};
 use crate::features::{FeatureConfigError, Fbank};
+use crate::lm::{LmError, NgramLm, BOS, EOS, UNK};
 use crate::model::{AcousticModel, ModelError, ModelFiles};
-use crate::transcript::Transcript;
+use crate::transcript::{text_of, Alternative, Transcript};
 
 /// Why a recognizer could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +27,101 @@ pub enum LoadError {
     Model(#[from] ModelError),
     #[error("the model's feature settings cannot be served: {0}")]
     Features(#[from] FeatureConfigError),
+    #[error("cannot read {path}: {message}")]
+    DecoderConfig { path: PathBuf, message: String },
+    #[error(transparent)]
+    Lm(#[from] LmError),
+}
+
+/// Greedy or beam search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DecoderKind {
+    Greedy,
+    Beam,
+}
+
+/// `decoder.json` in a model directory: how its model is decoded unless a
+/// request says otherwise. The weights were tuned on a dev split of the
+/// training side; the model card says how.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecoderConfig {
+    pub decoder: DecoderKind,
+    /// ARPA language model, relative to the model directory.
+    pub lm: Option<PathBuf>,
+    pub beam_size: usize,
+    pub lm_weight: f32,
+    pub word_bonus: f32,
+    /// Per word outside the LM's vocabulary; 0 turns lexicon mode off.
+    pub oov_penalty: f32,
+    pub token_min_log_prob: f32,
+    pub token_top_k: usize,
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        let beam = BeamOptions::default();
+        Self {
+            decoder: DecoderKind::Greedy,
+            lm: None,
+            beam_size: beam.beam_size,
+            lm_weight: 0.5,
+            word_bonus: 1.0,
+            oov_penalty: 0.0,
+            token_min_log_prob: beam.token_min_log_prob,
+            token_top_k: beam.token_top_k,
+        }
+    }
+}
+
+/// Per-request choices (query parameters, form fields, command-line flags);
+/// unset ones take the model's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct DecodeOptions {
+    /// greedy, or beam search (with the language model when there is one).
+    #[arg(long, value_enum)]
+    pub decoder: Option<DecoderKind>,
+    /// Hypotheses kept per step by the beam search (1–256).
+    #[arg(long)]
+    pub beam_size: Option<usize>,
+    /// Language-model weight (alpha), 0–5.
+    #[arg(long)]
+    pub lm_weight: Option<f32>,
+    /// Score added per word (beta), -10–10.
+    #[arg(long)]
+    pub word_bonus: Option<f32>,
+    /// Penalty per word outside the LM's vocabulary (0 = off), 0–50.
+    #[arg(long)]
+    pub oov_penalty: Option<f32>,
+    /// Words or phrases to boost, comma-separated, each with an optional `:boost`.
+    #[arg(long)]
+    pub hotwords: Option<String>,
+    /// Return the N best transcripts (1–20).
+    #[arg(long)]
+    pub alternatives: Option<usize>,
+}
+
+/// Why a request's decoding options were refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DecodeOptionsError {
+    #[error("{name} must be between {min} and {max}, not {value}")]
+    OutOfRange { name: &'static str, value: f32, min: f32, max: f32 },
+    #[error("{0} needs decoder=beam")]
+    NeedsBeam(&'static str),
+    #[error("{0} needs a language model, and this model has none (see --lm)")]
+    NeedsLm(&'static str),
+    #[error(transparent)]
+    Hotwords(#[from] HotwordError),
+}
+
+fn check_range(name: &'static str, value: f32, min: f32, max: f32) -> Result<(), DecodeOptionsError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(DecodeOptionsError::OutOfRange { name, value, min, max })
+    }
 }
 
 /// Why one request could not be recognized.
@@ -26,31 +133,103 @@ pub enum RecognizeError {
     Model(#[from] candle_core::Error),
 }
 
-/// A loaded model with its feature extractor; shared by all requests.
+/// A loaded model with its feature extractor and language model; shared by
+/// all requests.
 #[derive(Debug)]
 pub struct Recognizer {
     model: AcousticModel,
     fbank: Fbank,
     limits: AudioLimits,
+    decoding: DecoderConfig,
+    lm: Option<Arc<NgramLm>>,
+    /// The LM's words, for lexicon mode.
+    lexicon: Option<Arc<Lexicon>>,
 }
 
 impl Recognizer {
-    pub fn new(model: AcousticModel, limits: AudioLimits) -> Result<Self, LoadError> {
+    pub fn new(model: AcousticModel, limits: AudioLimits, decoding: DecoderConfig, lm: Option<NgramLm>) -> Result<Self, LoadError> {
         let fbank = Fbank::new(model.config().features.clone())?;
-        Ok(Self { model, fbank, limits })
+        let lexicon = lm.as_ref().map(|lm| {
+            let words = lm.words().filter(|w| ![BOS, EOS, UNK].contains(w));
+            Arc::new(Lexicon::new(words, model.vocabulary()))
+        });
+        Ok(Self { model, fbank, limits, decoding, lm: lm.map(Arc::new), lexicon })
     }
 
-    /// Loads a model directory, or the embedded default when `dir` is None.
-    pub fn load(dir: Option<&std::path::Path>, limits: AudioLimits) -> Result<Self, LoadError> {
-        let model = match dir {
-            Some(dir) => AcousticModel::load_dir(dir)?,
-            None => AcousticModel::load(&ModelFiles::embedded_default())?,
+    /// Loads a model directory with its `decoder.json` and language model,
+    /// or the embedded default when `dir` is None. `lm` replaces the
+    /// directory's language model and makes beam search the default.
+    pub fn load(dir: Option<&Path>, limits: AudioLimits, lm: Option<&Path>) -> Result<Self, LoadError> {
+        let (model, mut decoding) = match dir {
+            Some(dir) => (AcousticModel::load_dir(dir)?, read_decoder_config(dir)?),
+            None => (AcousticModel::load(&ModelFiles::embedded_default())?, DecoderConfig::default()),
         };
-        Self::new(model, limits)
+        let lm_path = match lm {
+            Some(path) => {
+                decoding.decoder = DecoderKind::Beam;
+                Some(path.to_path_buf())
+            }
+            None => decoding.lm.as_ref().zip(dir).map(|(file, dir)| dir.join(file)),
+        };
+        let lm = lm_path.as_deref().map(NgramLm::load).transpose()?;
+        Self::new(model, limits, decoding, lm)
     }
 
     pub fn model(&self) -> &AcousticModel {
         &self.model
+    }
+
+    pub fn language_model(&self) -> Option<&NgramLm> {
+        self.lm.as_deref()
+    }
+
+    /// The decoder a request asks for, on top of the model's defaults.
+    pub fn decoder(&self, options: &DecodeOptions) -> Result<Box<dyn CtcDecoder>, DecodeOptionsError> {
+        let d = &self.decoding;
+        let hotwords = options.hotwords.as_deref().map(hotwords::parse).transpose()?.unwrap_or_default();
+        // Asking for what only beam search does implies beam search.
+        let beam_only = [
+            ("hotwords", !hotwords.is_empty()),
+            ("beam_size", options.beam_size.is_some()),
+            ("alternatives", options.alternatives.is_some_and(|n| n > 1)),
+            ("lm_weight", options.lm_weight.is_some()),
+            ("word_bonus", options.word_bonus.is_some()),
+            ("oov_penalty", options.oov_penalty.is_some()),
+        ];
+        let wants_beam = beam_only.iter().any(|(_, set)| *set);
+        let kind = options.decoder.unwrap_or(if wants_beam { DecoderKind::Beam } else { d.decoder });
+        if kind == DecoderKind::Greedy {
+            if let Some((name, _)) = beam_only.iter().find(|(_, set)| *set) {
+                return Err(DecodeOptionsError::NeedsBeam(name));
+            }
+            return Ok(Box::new(GreedyDecoder));
+        }
+        let beam_size = options.beam_size.unwrap_or(d.beam_size);
+        check_range("beam_size", beam_size as f32, 1.0, 256.0)?;
+        let alternatives = options.alternatives.unwrap_or(1);
+        check_range("alternatives", alternatives as f32, 1.0, 20.0)?;
+        for (name, value) in [("lm_weight", options.lm_weight), ("word_bonus", options.word_bonus), ("oov_penalty", options.oov_penalty)] {
+            if value.is_some() && self.lm.is_none() {
+                return Err(DecodeOptionsError::NeedsLm(name));
+            }
+        }
+        let lm_weight = options.lm_weight.unwrap_or(d.lm_weight);
+        let word_bonus = options.word_bonus.unwrap_or(d.word_bonus);
+        let oov_penalty = options.oov_penalty.unwrap_or(d.oov_penalty);
+        check_range("lm_weight", lm_weight, 0.0, 5.0)?;
+        check_range("word_bonus", word_bonus, -10.0, 10.0)?;
+        check_range("oov_penalty", oov_penalty, 0.0, 50.0)?;
+        Ok(Box::new(BeamSearchDecoder {
+            options: BeamOptions {
+                beam_size,
+                token_min_log_prob: d.token_min_log_prob,
+                token_top_k: d.token_top_k,
+                alternatives,
+            },
+            lm: self.lm.clone().map(|lm| LmFusion { lm, weight: lm_weight, word_bonus }),
+            hotwords: Hotwords::new(&hotwords, self.model.vocabulary())?,
+            lexicon: self.lexicon.clone().filter(|_| oov_penalty > 0.0).map(|l| (l, oov_penalty)),
+        }))
     }
 
     /// Decodes a WAV file and recognizes it.
@@ -63,13 +242,25 @@ impl Recognizer {
     pub fn transcribe(&self, waveform: &Waveform, decoder: &dyn CtcDecoder) -> Result<Transcript, RecognizeError> {
         let features = self.fbank.compute(waveform);
         let log_probs = self.model.forward(&features)?;
-        let best = decoder
-            .decode(&log_probs, self.model.vocabulary())
-            .into_iter()
-            .next()
-            .map(|h| h.words)
-            .unwrap_or_default();
-        Ok(Transcript::new(best, waveform.duration_s()))
+        let hypotheses = decoder.decode(&log_probs, self.model.vocabulary());
+        let alternatives = if hypotheses.len() > 1 {
+            hypotheses.iter().map(|h| Alternative { text: text_of(&h.words), score: h.score }).collect()
+        } else {
+            Vec::new()
+        };
+        let best = hypotheses.into_iter().next().map(|h| h.words).unwrap_or_default();
+        let mut transcript = Transcript::new(best, waveform.duration_s());
+        transcript.alternatives = alternatives;
+        Ok(transcript)
+    }
+}
+
+fn read_decoder_config(dir: &Path) -> Result<DecoderConfig, LoadError> {
+    let path = dir.join("decoder.json");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| LoadError::DecoderConfig { path, message: e.to_string() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DecoderConfig::default()),
+        Err(e) => Err(LoadError::DecoderConfig { path, message: e.to_string() }),
     }
 }
 
@@ -80,7 +271,7 @@ mod tests {
 
     fn digits() -> Recognizer {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fsdd-digits");
-        Recognizer::load(Some(&dir), AudioLimits::default()).unwrap()
+        Recognizer::load(Some(&dir), AudioLimits::default(), None).unwrap()
     }
 
     #[test]
@@ -99,7 +290,30 @@ mod tests {
 
     #[test]
     fn the_embedded_default_model_loads() {
-        let recognizer = Recognizer::load(None, AudioLimits::default()).unwrap();
+        let recognizer = Recognizer::load(None, AudioLimits::default(), None).unwrap();
         assert_eq!(recognizer.model().config().name, crate::model::DEFAULT_MODEL);
+    }
+
+    #[test]
+    fn beam_only_options_imply_beam_search_and_are_refused_with_greedy() {
+        let r = digits();
+        assert!(r.decoder(&DecodeOptions { hotwords: Some("nine".into()), ..Default::default() }).is_ok());
+        let greedy_with_hotwords = DecodeOptions { decoder: Some(DecoderKind::Greedy), hotwords: Some("nine".into()), ..Default::default() };
+        assert_eq!(r.decoder(&greedy_with_hotwords).err(), Some(DecodeOptionsError::NeedsBeam("hotwords")));
+        let too_wide = DecodeOptions { beam_size: Some(1000), ..Default::default() };
+        assert!(matches!(r.decoder(&too_wide).err(), Some(DecodeOptionsError::OutOfRange { name: "beam_size", .. })));
+        let no_lm = DecodeOptions { lm_weight: Some(0.5), ..Default::default() };
+        assert_eq!(r.decoder(&no_lm).err(), Some(DecodeOptionsError::NeedsLm("lm_weight")));
+    }
+
+    #[test]
+    fn alternatives_list_the_n_best_with_the_transcript_first() {
+        let r = digits();
+        let wav = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/fsdd/recordings/7_jackson_0.wav")).unwrap();
+        let decoder = r.decoder(&DecodeOptions { alternatives: Some(3), ..Default::default() }).unwrap();
+        let t = r.transcribe_wav(&wav, decoder.as_ref()).unwrap();
+        assert_eq!(t.alternatives.len(), 3);
+        assert_eq!(t.alternatives[0].text, t.text);
+        assert!(t.alternatives.windows(2).all(|w| w[0].score >= w[1].score && w[0].text != w[1].text));
     }
 }

@@ -23,12 +23,28 @@ pub struct Transcript {
     #[serde(rename = "duration")]
     pub duration_s: f64,
     pub words: Vec<Word>,
+    /// The n-best list, best first (the transcript itself included), when
+    /// more than one hypothesis was asked for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<Alternative>,
+}
+
+/// One of the n best transcripts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alternative {
+    pub text: String,
+    /// The decoder's log score (natural log; higher is better).
+    pub score: f32,
+}
+
+/// Words joined by single spaces.
+pub fn text_of(words: &[Word]) -> String {
+    words.iter().map(|w| w.word.as_str()).collect::<Vec<_>>().join(" ")
 }
 
 impl Transcript {
     pub fn new(words: Vec<Word>, duration_s: f64) -> Self {
-        let text = words.iter().map(|w| w.word.as_str()).collect::<Vec<_>>().join(" ");
-        Self { text, duration_s, words }
+        Self { text: text_of(&words), duration_s, words, alternatives: Vec::new() }
     }
 
     /// Groups the words into segments, breaking at pauses of at least
@@ -46,7 +62,7 @@ impl Transcript {
                     id: segments.len(),
                     start_s: words[0].start_s,
                     end_s: words[words.len() - 1].end_s,
-                    text: words.iter().map(|w| w.word.as_str()).collect::<Vec<_>>().join(" "),
+                    text: text_of(words),
                     words: words.to_vec(),
                 });
                 first = i + 1;

@@ -412,6 +412,20 @@ impl CtcDecoder for BeamSearchDecoder {
     fn decode(&self, log_probs: &LogProbs, vocabulary: &Vocabulary) -> Vec<Hypothesis> {
         Search::new(self, vocabulary).run(log_probs)
     }
+
+    fn describe(&self) -> String {
+        let mut parts = vec![format!("beam search, {} beams", self.options.beam_size)];
+        if let Some(f) = &self.lm {
+            parts.push(format!("{}-gram LM weight {} word bonus {}", f.lm.order(), f.weight, f.word_bonus));
+        }
+        if let Some((_, penalty)) = &self.lexicon {
+            parts.push(format!("lexicon OOV penalty {penalty}"));
+        }
+        if !self.hotwords.is_empty() {
+            parts.push("hotwords".into());
+        }
+        parts.join(", ")
+    }
 }
 
 #[cfg(test)]
@@ -454,7 +468,7 @@ mod tests {
     }
 
     fn text(h: &Hypothesis) -> String {
-        h.words.iter().map(|w| w.word.as_str()).collect::<Vec<_>>().join(" ")
+        crate::transcript::text_of(&h.words)
     }
 
     fn best(decoder: &BeamSearchDecoder, lp: &LogProbs) -> String {

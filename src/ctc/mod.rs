@@ -23,6 +23,9 @@ pub struct Hypothesis {
 pub trait CtcDecoder: Send + Sync {
     /// Hypotheses best first; always at least one (possibly without words).
     fn decode(&self, log_probs: &LogProbs, vocabulary: &Vocabulary) -> Vec<Hypothesis>;
+
+    /// The decoder and its settings in a few words, for reports.
+    fn describe(&self) -> String;
 }
 
 /// Best-path decoding: the most likely token at every step, repeats
@@ -42,6 +45,10 @@ struct TokenSpan {
 }
 
 impl CtcDecoder for GreedyDecoder {
+    fn describe(&self) -> String {
+        "greedy".into()
+    }
+
     fn decode(&self, log_probs: &LogProbs, vocabulary: &Vocabulary) -> Vec<Hypothesis> {
         let mut spans: Vec<TokenSpan> = Vec::new();
         let mut previous = BLANK;

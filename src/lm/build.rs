@@ -252,7 +252,7 @@ fn adjusted_counts(raw: Vec<FxHashMap<Box<[u32]>, u64>>) -> Vec<FxHashMap<Box<[u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lm::NgramLm;
+    use crate::lm::{LmState, NgramLm};
 
     const CORPUS: [&str; 3] = ["a b", "a c", "b a"];
 
@@ -299,10 +299,7 @@ mod tests {
         let d = model.discounts[0].0;
         assert!(d.iter().zip([0.2, 1.7, 3.0]).all(|(a, b)| (a - b).abs() < 1e-12), "{d:?}");
         let lm = NgramLm::from_arpa(&model.to_arpa()).unwrap();
-        let unigram = |w: &str| {
-            let node = lm.children[&(0, lm.word_id(w).unwrap())];
-            lm.nodes[node as usize].log10_prob as f64
-        };
+        let unigram = |w: &str| lm.score(LmState::default(), lm.word_id(w)).0 as f64;
         let expect = |count: f64, d: f64| ((count - d) / 8.0 + 0.825 / 5.0).log10();
         assert!((unigram("a") - expect(2.0, 1.7)).abs() < 1e-6);
         assert!((unigram("c") - expect(1.0, 0.2)).abs() < 1e-6);

@@ -7,7 +7,7 @@ use axum::Json;
 use serde_json::json;
 
 use crate::audio::AudioError;
-use crate::recognizer::RecognizeError;
+use crate::recognizer::{DecodeOptionsError, RecognizeError};
 
 /// An error a handler returns: a status, a stable machine-readable code and
 /// a message a caller can act on.
@@ -56,6 +56,16 @@ impl From<RecognizeError> for ApiError {
             RecognizeError::Model(_) => (StatusCode::INTERNAL_SERVER_ERROR, "inference_failed"),
         };
         Self::new(status, code, message)
+    }
+}
+
+impl From<DecodeOptionsError> for ApiError {
+    fn from(e: DecodeOptionsError) -> Self {
+        let code = match e {
+            DecodeOptionsError::Hotwords(_) => "invalid_hotwords",
+            _ => "invalid_decoder_options",
+        };
+        Self::bad_request(code, e.to_string())
     }
 }
 

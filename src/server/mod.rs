@@ -21,8 +21,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::ctc::GreedyDecoder;
-use crate::recognizer::Recognizer;
+use crate::recognizer::{DecodeOptions, Recognizer};
 use crate::transcript::Transcript;
 pub use error::ApiError;
 
@@ -146,20 +145,33 @@ async fn models(State(state): State<SharedState>) -> Result<Json<serde_json::Val
     })))
 }
 
+/// Decoding options from a URL-encoded string (a query string, or form
+/// fields encoded as one), typed by the same rules everywhere.
+fn decode_options(encoded: &str) -> Result<DecodeOptions, ApiError> {
+    serde_urlencoded::from_str(encoded).map_err(|e| ApiError::bad_request("invalid_decoder_options", e.to_string()))
+}
+
 /// Runs the recognizer on the blocking pool.
-async fn recognize(state: &AppState, audio: axum::body::Bytes) -> Result<(Transcript, Arc<Recognizer>), ApiError> {
+async fn recognize(
+    state: &AppState,
+    audio: axum::body::Bytes,
+    options: &DecodeOptions,
+) -> Result<(Transcript, Arc<Recognizer>), ApiError> {
     let recognizer = state.recognizer()?;
+    let decoder = recognizer.decoder(options)?;
     let worker = recognizer.clone();
-    let transcript = tokio::task::spawn_blocking(move || worker.transcribe_wav(&audio, &GreedyDecoder))
+    let transcript = tokio::task::spawn_blocking(move || worker.transcribe_wav(&audio, decoder.as_ref()))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "inference_failed", e.to_string()))??;
     Ok((transcript, recognizer))
 }
 
-/// `POST /v1/transcribe`: the WAV as the raw body or as multipart field `file`.
+/// `POST /v1/transcribe`: the WAV as the raw body or as multipart field
+/// `file`; decoding options in the query string.
 async fn transcribe(State(state): State<SharedState>, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
+    let options = decode_options(request.uri().query().unwrap_or_default())?;
     let upload = upload::read(request, true, state.config.max_body_bytes).await?;
-    let (transcript, recognizer) = recognize(&state, upload.audio).await?;
+    let (transcript, recognizer) = recognize(&state, upload.audio, &options).await?;
     let mut body = serde_json::to_value(&transcript).expect("transcripts serialize");
     body["model"] = json!(recognizer.model().config().name);
     Ok(Json(body))

@@ -11,7 +11,8 @@ use axum::Json;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::{recognize, upload, SharedState};
+use super::{decode_options, recognize, upload, SharedState};
+use crate::recognizer::DecodeOptions;
 use crate::transcript::{to_srt, to_vtt, SegmentRules};
 
 /// The `response_format` values OpenAI defines.
@@ -61,13 +62,41 @@ fn check_temperature(temperature: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
+/// hark's decoding options sent as extra form fields, and the words of
+/// `prompt` (Whisper's way to pass expected vocabulary) as hotwords.
+fn openai_decode_options(upload: &upload::Upload) -> Result<DecodeOptions, ApiError> {
+    const NAMES: [&str; 7] = ["decoder", "beam_size", "lm_weight", "word_bonus", "oov_penalty", "hotwords", "alternatives"];
+    let mut pairs: Vec<(&str, String)> = NAMES
+        .iter()
+        .filter_map(|&name| upload.field(name).map(|v| (name, v.to_string())))
+        .collect();
+    if let Some(prompt) = upload.field("prompt") {
+        let normalized = crate::text::normalize(prompt);
+        let mut words: Vec<&str> = Vec::new();
+        for word in normalized.split_whitespace() {
+            if !words.contains(&word) {
+                words.push(word);
+            }
+        }
+        if !words.is_empty() {
+            match pairs.iter_mut().find(|(name, _)| *name == "hotwords") {
+                Some((_, hotwords)) => *hotwords = format!("{hotwords},{}", words.join(",")),
+                None => pairs.push(("hotwords", words.join(","))),
+            }
+        }
+    }
+    let encoded = serde_urlencoded::to_string(&pairs).map_err(|e| ApiError::bad_request("invalid_decoder_options", e.to_string()))?;
+    decode_options(&encoded)
+}
+
 pub async fn transcriptions(State(state): State<SharedState>, request: Request) -> Result<Response, ApiError> {
     let upload = upload::read(request, false, state.config.max_body_bytes).await?;
     let format: ResponseFormat = upload.field("response_format").unwrap_or("json").parse()?;
     check_language(upload.field("language"))?;
     check_temperature(upload.field("temperature"))?;
     // `model` is accepted whatever it names: clients send "whisper-1", and
-    // hark answers with the model it serves. `prompt` is kept for hotwords.
+    // hark answers with the model it serves.
+    let options = openai_decode_options(&upload)?;
     let granularities: Vec<&str> = ["timestamp_granularities[]", "timestamp_granularities"]
         .iter()
         .flat_map(|k| upload.fields.get(*k).into_iter().flatten())
@@ -79,7 +108,7 @@ pub async fn transcriptions(State(state): State<SharedState>, request: Request) 
             format!("timestamp_granularities[] '{bad}' is not 'word' or 'segment'"),
         ));
     }
-    let (transcript, _) = recognize(&state, upload.audio).await?;
+    let (transcript, _) = recognize(&state, upload.audio, &options).await?;
     let segments = transcript.segments(SegmentRules::default());
     let text = |body: String, mime: &'static str| ([(header::CONTENT_TYPE, mime)], body).into_response();
     Ok(match format {
