@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use crate::audio::{decode_wav, AudioLimits};
 use crate::ctc::CtcDecoder;
+use crate::model::LogProbs;
 use crate::recognizer::{RecognizeError, Recognizer};
 
 /// One line of a manifest.
@@ -33,6 +35,20 @@ pub enum EvalError {
     Manifest { path: PathBuf, line: usize, message: String },
     #[error("{path}: {source}")]
     Recognize { path: PathBuf, source: RecognizeError },
+    #[error("{path}: {message}")]
+    Npy { path: PathBuf, message: String },
+}
+
+/// Where the acoustic model's output may be kept between runs, as one
+/// `.npy` file (steps × vocabulary, f32) per utterance in manifest order:
+/// tuning a decoder then costs decoding only, and other decoders
+/// (`training/compare_pyctcdecode.py`) read the very same numbers.
+#[derive(Debug, Clone)]
+pub enum LogProbsCache {
+    /// Run the model and write its output.
+    Save(PathBuf),
+    /// Read the output instead of running the model; times are decoding only.
+    Load(PathBuf),
 }
 
 /// Reads a JSON-lines manifest with `audio_filepath` and `text` per line.
@@ -143,22 +159,87 @@ pub fn evaluate(
     recognizer: &Recognizer,
     decoder: &dyn CtcDecoder,
     utterances: &[Utterance],
+    cache: Option<&LogProbsCache>,
     mut progress: impl FnMut(&Scored),
 ) -> Result<Report, EvalError> {
     let mut report = Report::default();
-    for u in utterances {
-        let bytes = std::fs::read(&u.audio_path).map_err(|source| EvalError::Io { path: u.audio_path.clone(), source })?;
-        let started = Instant::now();
-        let transcript = recognizer
-            .transcribe_wav(&bytes, decoder)
-            .map_err(|source| EvalError::Recognize { path: u.audio_path.clone(), source })?;
-        report.compute += started.elapsed();
+    let step_s = recognizer.model().config().step_s();
+    for (i, u) in utterances.iter().enumerate() {
+        let transcript = match cache {
+            Some(LogProbsCache::Load(dir)) => {
+                let path = dir.join(format!("{i:06}.npy"));
+                let log_probs = read_npy(&path, step_s)?;
+                let started = Instant::now();
+                let transcript = recognizer.decode(&log_probs, log_probs.num_steps() as f64 * step_s, decoder);
+                report.compute += started.elapsed();
+                transcript
+            }
+            _ => {
+                let bytes = std::fs::read(&u.audio_path).map_err(|source| EvalError::Io { path: u.audio_path.clone(), source })?;
+                let recognize_error = |source| EvalError::Recognize { path: u.audio_path.clone(), source };
+                let started = Instant::now();
+                let waveform = decode_wav(&bytes, &AudioLimits { max_duration_s: f64::INFINITY })
+                    .map_err(|e| recognize_error(e.into()))?;
+                let log_probs = recognizer.log_probs(&waveform).map_err(recognize_error)?;
+                let transcript = recognizer.decode(&log_probs, waveform.duration_s(), decoder);
+                report.compute += started.elapsed();
+                if let Some(LogProbsCache::Save(dir)) = cache {
+                    write_npy(&dir.join(format!("{i:06}.npy")), &log_probs)?;
+                }
+                transcript
+            }
+        };
         report.audio_s += transcript.duration_s;
         let scored = Scored::new(u.audio_path.clone(), u.text.clone(), transcript.text);
         progress(&scored);
         report.utterances.push(scored);
     }
     Ok(report)
+}
+
+/// Writes steps × vocabulary f32 as NumPy's .npy (format 1.0).
+fn write_npy(path: &Path, log_probs: &LogProbs) -> Result<(), EvalError> {
+    let mut header = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}",
+        log_probs.num_steps(),
+        log_probs.vocab()
+    );
+    // Magic (6) + version (2) + length (2) + header + newline, padded to 64 bytes.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(log_probs.data().iter().flat_map(|v| v.to_le_bytes()));
+    std::fs::write(path, bytes).map_err(|source| EvalError::Io { path: path.into(), source })
+}
+
+/// Reads what [`write_npy`] writes (and NumPy's own 2-D little-endian f32 arrays).
+fn read_npy(path: &Path, step_s: f64) -> Result<LogProbs, EvalError> {
+    let bytes = std::fs::read(path).map_err(|source| EvalError::Io { path: path.into(), source })?;
+    let bad = |message: &str| EvalError::Npy { path: path.into(), message: message.into() };
+    if bytes.len() < 10 || &bytes[..8] != b"\x93NUMPY\x01\x00" {
+        return Err(bad("not a version 1.0 .npy file"));
+    }
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = bytes.get(10..10 + header_len).and_then(|h| std::str::from_utf8(h).ok()).ok_or_else(|| bad("bad header"))?;
+    if !header.contains("'descr': '<f4'") || header.contains("'fortran_order': True") {
+        return Err(bad("expected little-endian f32 in C order"));
+    }
+    let shape: Vec<usize> = header
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .map(|s| s.split(',').filter_map(|d| d.trim().parse().ok()).collect())
+        .ok_or_else(|| bad("no shape"))?;
+    let [steps, vocab] = shape[..] else { return Err(bad("expected a 2-D array")) };
+    let data: Vec<f32> = bytes[10 + header_len..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    if data.len() != steps * vocab || vocab == 0 {
+        return Err(bad("the data does not match the shape"));
+    }
+    Ok(LogProbs::new(data, vocab, step_s))
 }
 
 #[cfg(test)]
@@ -192,5 +273,18 @@ mod tests {
         assert!(err.to_string().contains("m.jsonl:3"), "{err}");
         std::fs::write(&path, "{\"audio_filepath\": \"a.wav\", \"duration\": 1.0, \"text\": \"Zero\"}\n").unwrap();
         assert_eq!(read_manifest(&path).unwrap(), vec![Utterance { audio_path: dir.join("a.wav"), text: "zero".into() }]);
+    }
+
+    #[test]
+    fn log_probs_round_trip_through_npy() {
+        let path = std::env::temp_dir().join(format!("hark-npy-{}.npy", std::process::id()));
+        let lp = LogProbs::new((0..12).map(|i| -(i as f32) / 3.0).collect(), 4, 0.03);
+        write_npy(&path, &lp).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!((10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize) % 64, 0);
+        assert_eq!(read_npy(&path, 0.03).unwrap(), lp);
+        std::fs::write(&path, b"nonsense").unwrap();
+        assert!(read_npy(&path, 0.03).is_err());
+        std::fs::remove_file(&path).unwrap();
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 use hark::audio::AudioLimits;
-use hark::eval::{evaluate, read_manifest};
+use hark::eval::{evaluate, read_manifest, LogProbsCache};
 use hark::lm::build::KneserNey;
 use hark::recognizer::{DecodeOptions, Recognizer};
 use hark::server::{Server, ServerConfig};
@@ -55,6 +55,13 @@ enum Command {
         /// Also list the N utterances with the most errors.
         #[arg(long, value_name = "N", default_value_t = 0)]
         worst: usize,
+        /// Write the acoustic model's output, one .npy per utterance, to DIR.
+        #[arg(long, value_name = "DIR", conflicts_with = "load_log_probs")]
+        save_log_probs: Option<PathBuf>,
+        /// Decode the .npy files in DIR (from --save-log-probs) instead of
+        /// running the model: WER and timing of the decoder alone.
+        #[arg(long, value_name = "DIR")]
+        load_log_probs: Option<PathBuf>,
         manifest: PathBuf,
     },
     /// Word language models.
@@ -70,12 +77,16 @@ enum LmCommand {
         /// n-gram order.
         #[arg(long, default_value_t = 3)]
         order: usize,
-        /// Where to write the ARPA file.
+        /// Where to write the model: ARPA text, or hark's binary form when
+        /// the name ends in `.bin`.
         #[arg(short, long)]
         out: PathBuf,
         #[arg(required = true)]
         text: Vec<PathBuf>,
     },
+    /// Convert an ARPA file (from hark, KenLM, SRILM…) to hark's binary form,
+    /// which loads in milliseconds.
+    Convert { arpa: PathBuf, out: PathBuf },
 }
 
 #[derive(Args)]
@@ -126,8 +137,18 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Transcribe { model, decode: options, json, files } => transcribe(&model, &options, json, &files),
         Command::Decode { out_dir, files } => decode(&out_dir, &files),
-        Command::Eval { model, decode: options, worst, manifest } => eval(&model, &options, worst, &manifest),
+        Command::Eval { model, decode: options, worst, save_log_probs, load_log_probs, manifest } => {
+            let cache = match (save_log_probs, load_log_probs) {
+                (Some(dir), _) => Some(LogProbsCache::Save(dir)),
+                (_, Some(dir)) => Some(LogProbsCache::Load(dir)),
+                _ => None,
+            };
+            eval(&model, &options, worst, cache, &manifest)
+        }
         Command::Lm(LmCommand::Build { order, out, text }) => build_lm(order, &out, &text),
+        Command::Lm(LmCommand::Convert { arpa, out }) => hark::lm::NgramLm::load(&arpa)
+            .map_err(|e| e.to_string())
+            .and_then(|lm| write_lm_file(&out, &lm.to_binary())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -254,15 +275,18 @@ fn decode(out_dir: &Path, files: &[PathBuf]) -> Result<(), String> {
     Ok(())
 }
 
-fn eval(model: &ModelArgs, options: &DecodeOptions, worst: usize, manifest: &Path) -> Result<(), String> {
+fn eval(model: &ModelArgs, options: &DecodeOptions, worst: usize, cache: Option<LogProbsCache>, manifest: &Path) -> Result<(), String> {
     let recognizer = model.load()?;
+    if let Some(LogProbsCache::Save(dir)) = &cache {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
     let decoder = recognizer.decoder(options).map_err(|e| e.to_string())?;
     let utterances = read_manifest(manifest).map_err(|e| e.to_string())?;
     let bar = ProgressBar::new(utterances.len() as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}").expect("valid template"),
     );
     let (mut errors, mut words) = (0, 0);
-    let report = evaluate(&recognizer, decoder.as_ref(), &utterances, |scored| {
+    let report = evaluate(&recognizer, decoder.as_ref(), &utterances, cache.as_ref(), |scored| {
         errors += scored.word_errors;
         words += scored.words;
         bar.set_message(format!("WER {:.2}%", 100.0 * errors as f64 / words.max(1) as f64));
@@ -275,7 +299,8 @@ fn eval(model: &ModelArgs, options: &DecodeOptions, worst: usize, manifest: &Pat
     println!("WER:        {:.2}%", 100.0 * report.wer());
     println!("CER:        {:.2}%", 100.0 * report.cer());
     println!("decoder:    {}", decoder.describe());
-    println!("RTF:        {:.4} (one stream)", report.real_time_factor());
+    let timed = if matches!(cache, Some(LogProbsCache::Load(_))) { "decoding only" } else { "one stream" };
+    println!("RTF:        {:.4} ({timed})", report.real_time_factor());
     for scored in report.worst(worst) {
         println!("\n{} (WER {:.0}%)\n  ref: {}\n  hyp: {}", scored.audio_path.display(), 100.0 * scored.wer(), scored.reference, scored.hypothesis);
     }
@@ -294,8 +319,13 @@ fn build_lm(order: usize, out: &Path, inputs: &[PathBuf]) -> Result<(), String> 
         eprintln!("note: too little text for discounts of orders {:?}; used lmplz's fallback (0.5, 1, 1.5)", model.fallback_orders);
     }
     let arpa = model.to_arpa();
-    std::fs::write(out, &arpa).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     let counts: Vec<String> = arpa.lines().skip(1).take_while(|l| l.starts_with("ngram ")).map(|l| l[6..].to_string()).collect();
+    if out.extension().is_some_and(|e| e == "bin") {
+        let lm = hark::lm::NgramLm::from_arpa(&arpa).map_err(|(line, e)| format!("internal error at ARPA line {line}: {e}"))?;
+        write_lm_file(out, &lm.to_binary())?;
+    } else {
+        write_lm_file(out, arpa.as_bytes())?;
+    }
     println!(
         "{} sentences → {} ({}) in {:.1} s",
         sentences.len(),
@@ -304,4 +334,8 @@ fn build_lm(order: usize, out: &Path, inputs: &[PathBuf]) -> Result<(), String> 
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+fn write_lm_file(out: &Path, bytes: &[u8]) -> Result<(), String> {
+    std::fs::write(out, bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))
 }

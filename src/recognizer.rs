@@ -17,7 +17,7 @@ use crate::ctc::hotwords::{self, HotwordError, Hotwords};
 use crate::ctc::{CtcDecoder, GreedyDecoder};
 use crate::features::{FeatureConfigError, Fbank};
 use crate::lm::{LmError, NgramLm, BOS, EOS, UNK};
-use crate::model::{AcousticModel, ModelError, ModelFiles};
+use crate::model::{AcousticModel, LogProbs, ModelError, ModelFiles};
 use crate::transcript::{text_of, Alternative, Transcript};
 
 /// Why a recognizer could not be built.
@@ -240,18 +240,27 @@ impl Recognizer {
 
     /// Recognizes 16 kHz mono audio.
     pub fn transcribe(&self, waveform: &Waveform, decoder: &dyn CtcDecoder) -> Result<Transcript, RecognizeError> {
-        let features = self.fbank.compute(waveform);
-        let log_probs = self.model.forward(&features)?;
-        let hypotheses = decoder.decode(&log_probs, self.model.vocabulary());
+        let log_probs = self.log_probs(waveform)?;
+        Ok(self.decode(&log_probs, waveform.duration_s(), decoder))
+    }
+
+    /// The acoustic model's output for 16 kHz mono audio.
+    pub fn log_probs(&self, waveform: &Waveform) -> Result<LogProbs, RecognizeError> {
+        Ok(self.model.forward(&self.fbank.compute(waveform))?)
+    }
+
+    /// The transcript of the acoustic model's output for `duration_s` of audio.
+    pub fn decode(&self, log_probs: &LogProbs, duration_s: f64, decoder: &dyn CtcDecoder) -> Transcript {
+        let hypotheses = decoder.decode(log_probs, self.model.vocabulary());
         let alternatives = if hypotheses.len() > 1 {
             hypotheses.iter().map(|h| Alternative { text: text_of(&h.words), score: h.score }).collect()
         } else {
             Vec::new()
         };
         let best = hypotheses.into_iter().next().map(|h| h.words).unwrap_or_default();
-        let mut transcript = Transcript::new(best, waveform.duration_s());
+        let mut transcript = Transcript::new(best, duration_s);
         transcript.alternatives = alternatives;
-        Ok(transcript)
+        transcript
     }
 }
 
