@@ -1,5 +1,7 @@
 //! The hot path, stage by stage, on 10 s of audio: WAV decoding with
-//! resampling, the filterbank, the BiLSTM forward pass, greedy CTC.
+//! resampling, the filterbank, the BiLSTM forward pass, greedy CTC, and
+//! the beam search (with and without the default 3-gram LM) on the English
+//! model's output for 9.7 s of real speech.
 //!
 //!     cargo bench --bench pipeline
 
@@ -8,6 +10,7 @@ use hark::audio::{decode_wav, AudioLimits, Waveform};
 use hark::ctc::{CtcDecoder, GreedyDecoder};
 use hark::features::{Fbank, FbankOptions};
 use hark::model::{AcousticModel, ModelFiles};
+use hark::recognizer::{DecodeOptions, DecoderKind, Recognizer};
 
 /// 10 s of a 22.05 kHz 16-bit WAV: a tone sweep under noise.
 fn ten_seconds_wav() -> Vec<u8> {
@@ -27,6 +30,7 @@ fn ten_seconds_wav() -> Vec<u8> {
 }
 
 fn pipeline(c: &mut Criterion) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let wav = ten_seconds_wav();
     let limits = AudioLimits::default();
     let waveform: Waveform = decode_wav(&wav, &limits).unwrap();
@@ -39,6 +43,18 @@ fn pipeline(c: &mut Criterion) {
     c.bench_function("fbank 10 s", |b| b.iter(|| fbank.compute(&waveform)));
     c.bench_function(&format!("bilstm forward 10 s ({})", model.config().name), |b| b.iter(|| model.forward(&features).unwrap()));
     c.bench_function("ctc greedy 10 s", |b| b.iter(|| GreedyDecoder.decode(&log_probs, model.vocabulary())));
+
+    let english = Recognizer::load(Some(&root.join("models/hark-en")), limits, None).unwrap();
+    let speech = std::fs::read(root.join("../shared/data/ljspeech-dev/LJ001-0001.wav")).unwrap();
+    let speech_log_probs = english.log_probs(&decode_wav(&speech, &limits).unwrap()).unwrap();
+    for (name, options) in [
+        ("ctc beam 64 + 3-gram LM, 9.7 s speech", DecodeOptions::default()),
+        ("ctc beam 64 no LM, 9.7 s speech", DecodeOptions { lm_weight: Some(0.0), word_bonus: Some(0.0), oov_penalty: Some(0.0), ..Default::default() }),
+        ("ctc greedy, 9.7 s speech", DecodeOptions { decoder: Some(DecoderKind::Greedy), ..Default::default() }),
+    ] {
+        let decoder = english.decoder(&options).unwrap();
+        c.bench_function(name, |b| b.iter(|| decoder.decode(&speech_log_probs, english.model().vocabulary())));
+    }
 }
 
 criterion_group!(benches, pipeline);

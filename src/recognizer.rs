@@ -224,6 +224,7 @@ impl Recognizer {
                 beam_size,
                 token_min_log_prob: d.token_min_log_prob,
                 token_top_k: d.token_top_k,
+                beam_prune_log_prob: BeamOptions::default().beam_prune_log_prob,
                 alternatives,
             },
             lm: self.lm.clone().map(|lm| LmFusion { lm, weight: lm_weight, word_bonus }),

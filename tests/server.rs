@@ -293,6 +293,47 @@ fn the_openai_route_speaks_every_response_format() {
     assert_error(status, &raw.json().unwrap(), 400, "missing_file");
 }
 
+#[test]
+fn decoding_options_choose_beam_search_and_n_best() {
+    let server = HarkServer::start(&[], &[]);
+    let audio = fsdd("7_jackson_0.wav");
+    let (status, greedy) = post_wav(&server, "/v1/transcribe?decoder=greedy", audio.clone());
+    assert_eq!(status, 200, "{greedy}");
+    assert!(greedy.get("alternatives").is_none(), "{greedy}");
+    let (status, beam) = post_wav(&server, "/v1/transcribe?decoder=beam&beam_size=8&alternatives=3", audio.clone());
+    assert_eq!(status, 200, "{beam}");
+    let alternatives = beam["alternatives"].as_array().unwrap();
+    assert_eq!(alternatives.len(), 3, "{beam}");
+    assert_eq!(alternatives[0]["text"], beam["text"]);
+    assert_eq!(beam["text"], greedy["text"], "clear speech: beam and greedy agree");
+    let scores: Vec<f64> = alternatives.iter().map(|a| a["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{beam}");
+    assert!(beam["words"][0]["confidence"].as_f64().unwrap() > 0.5, "{beam}");
+
+    // Hotwords go through the OpenAI route as form fields or as the prompt.
+    let response = openai_request(&server, &[("prompt", "Seven, or maybe eleven."), ("alternatives", "2")], audio.clone());
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().unwrap()["text"], "seven");
+
+    for (query, code, mentions) in [
+        ("decoder=fancy", "invalid_decoder_options", "fancy"),
+        ("beam_size=0", "invalid_decoder_options", "beam_size"),
+        ("beam_size=lots", "invalid_decoder_options", "beam_size"),
+        ("alternatives=50", "invalid_decoder_options", "alternatives"),
+        ("lm_weight=0.5", "invalid_decoder_options", "language model"),
+        ("decoder=greedy&hotwords=seven", "invalid_decoder_options", "decoder=beam"),
+        ("hotwords=seven:99", "invalid_hotwords", "seven:99"),
+        ("temperature=1", "invalid_decoder_options", "temperature"),
+    ] {
+        let (status, body) = post_wav(&server, &format!("/v1/transcribe?{query}"), audio.clone());
+        assert_error(status, &body, 400, code);
+        assert!(body["error"]["message"].as_str().unwrap().contains(mentions), "{query}: {body}");
+    }
+    let response = openai_request(&server, &[("beam_size", "0")], audio);
+    let status = response.status().as_u16();
+    assert_error(status, &response.json().unwrap(), 400, "invalid_decoder_options");
+}
+
 /// The official `openai` Python client, pointed at hark, works unchanged.
 /// tests/run.sh installs it into tests/.venv; HARK_TEST_PYTHON overrides.
 #[test]

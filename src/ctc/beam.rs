@@ -27,13 +27,16 @@ pub struct BeamOptions {
     pub token_min_log_prob: f32,
     /// ...and at most this many of the most likely are.
     pub token_top_k: usize,
+    /// A prefix is not extended by a token when that would score this much
+    /// (natural log) below the best prefix: cheap hopeless hypotheses.
+    pub beam_prune_log_prob: f32,
     /// Hypotheses returned, best first.
     pub alternatives: usize,
 }
 
 impl Default for BeamOptions {
     fn default() -> Self {
-        Self { beam_size: 16, token_min_log_prob: -8.0, token_top_k: 8, alternatives: 1 }
+        Self { beam_size: 16, token_min_log_prob: -8.0, token_top_k: 8, beam_prune_log_prob: 15.0, alternatives: 1 }
     }
 }
 
@@ -104,12 +107,10 @@ enum LexState {
 struct Prefix {
     parent: u32,
     token: usize,
-    /// Where this token was first emitted and last held, with the sum of its
-    /// posteriors over the steps it was held (for the word's confidence).
+    /// Where this token was emitted in the likeliest alignment of this
+    /// prefix, and the last step it was held there.
     first_step: u32,
     last_step: u32,
-    log_prob_sum: f32,
-    frames: u32,
     /// Everything beyond the acoustic score, for the whole prefix.
     bonus: f32,
     /// The node where the current (unfinished) word starts.
@@ -170,8 +171,6 @@ impl<'a> Search<'a> {
             token: BLANK,
             first_step: 0,
             last_step: 0,
-            log_prob_sum: 0.0,
-            frames: 0,
             bonus: 0.0,
             word_start: ROOT_PREFIX,
             lm_state: decoder.lm.as_ref().map(|f| f.lm.begin_sentence()),
@@ -232,7 +231,7 @@ impl<'a> Search<'a> {
     }
 
     /// The child of `prefix` for `token`, made on first use.
-    fn extend(&mut self, prefix: u32, token: usize, step: u32, log_prob: f32) -> u32 {
+    fn extend(&mut self, prefix: u32, token: usize, step: u32) -> u32 {
         if let Some(&child) = self.children.get(&(prefix, token as u32)) {
             return child;
         }
@@ -242,8 +241,6 @@ impl<'a> Search<'a> {
             token,
             first_step: step,
             last_step: step,
-            log_prob_sum: log_prob,
-            frames: 1,
             ..parent.clone()
         };
         let id = self.prefixes.len() as u32;
@@ -296,18 +293,28 @@ impl<'a> Search<'a> {
         score
     }
 
-    fn spans(&self, prefix: u32) -> Vec<TokenSpan> {
-        let mut spans = Vec::new();
+    /// The tokens of a prefix with their steps. A token's span ends before
+    /// the next token's begins (a prefix's node may have been held further
+    /// by other hypotheses); its confidence comes from the steps where it
+    /// beats blank, as in greedy decoding.
+    fn spans(&self, prefix: u32, log_probs: &LogProbs) -> Vec<TokenSpan> {
+        let mut spans: Vec<TokenSpan> = Vec::new();
         let mut node = prefix;
+        let mut next_first = u32::MAX;
         while node != ROOT_PREFIX {
             let p = &self.prefixes[node as usize];
-            spans.push(TokenSpan {
-                token: p.token,
-                first_step: p.first_step as usize,
-                last_step: p.last_step as usize,
-                log_prob_sum: p.log_prob_sum,
-                frames: p.frames as usize,
-            });
+            let first = p.first_step.min(next_first.saturating_sub(1));
+            let last = p.last_step.min(next_first.saturating_sub(1)).max(first);
+            let (mut log_prob_sum, mut frames) = (0.0, 0);
+            for t in first..=last {
+                let row = log_probs.step(t as usize);
+                if t == first || row[p.token] > row[BLANK] {
+                    log_prob_sum += row[p.token];
+                    frames += 1;
+                }
+            }
+            spans.push(TokenSpan { token: p.token, first_step: first as usize, last_step: last as usize, log_prob_sum, frames });
+            next_first = first;
             node = p.parent;
         }
         spans.reverse();
@@ -349,35 +356,41 @@ impl<'a> Search<'a> {
                 }
             };
             let none = f32::NEG_INFINITY;
+            let score = |p: &[Prefix], b: &Beam| b.acoustic() + p[b.prefix as usize].bonus;
+            let best = beams.iter().map(|b| score(&self.prefixes, b)).fold(f32::NEG_INFINITY, f32::max);
+            let best_lp = candidates[0].1;
             for beam in &beams {
                 let total = beam.acoustic();
                 let last = self.prefixes[beam.prefix as usize].token;
+                let behind = score(&self.prefixes, beam) - best - best_lp;
                 for &(token, lp) in &candidates {
+                    if behind + lp < -options.beam_prune_log_prob {
+                        break;
+                    }
                     if token == BLANK || (token == self.separator && self.at_word_start(beam.prefix)) {
                         add(&mut next, beam.prefix, total + lp, none, false);
                     } else if token == last && beam.prefix != ROOT_PREFIX {
                         // Held: the same token goes on; after a blank it is a new one.
                         add(&mut next, beam.prefix, none, beam.token + lp, false);
-                        let child = self.extend(beam.prefix, token, t as u32, lp);
+                        let child = self.extend(beam.prefix, token, t as u32);
                         add(&mut next, child, none, beam.blank + lp, true);
                     } else {
-                        let child = self.extend(beam.prefix, token, t as u32, lp);
+                        let child = self.extend(beam.prefix, token, t as u32);
                         add(&mut next, child, none, total + lp, true);
                     }
                 }
             }
             for b in &next {
                 let p = &mut self.prefixes[b.prefix as usize];
-                let lp = row[p.token];
                 if b.entered > b.carried {
-                    (p.first_step, p.last_step, p.log_prob_sum, p.frames) = (t as u32, t as u32, lp, 1);
-                } else if b.prefix != ROOT_PREFIX && lp > row[BLANK] {
-                    (p.last_step, p.log_prob_sum, p.frames) = (t as u32, p.log_prob_sum + lp, p.frames + 1);
+                    (p.first_step, p.last_step) = (t as u32, t as u32);
+                } else if b.prefix != ROOT_PREFIX && row[p.token] > row[BLANK] {
+                    p.last_step = t as u32;
                 }
             }
-            let score = |b: &Beam| b.acoustic() + self.prefixes[b.prefix as usize].bonus;
             if next.len() > options.beam_size {
-                next.select_nth_unstable_by(options.beam_size - 1, |a, b| score(b).total_cmp(&score(a)));
+                let prefixes = &self.prefixes;
+                next.select_nth_unstable_by(options.beam_size - 1, |a, b| score(prefixes, b).total_cmp(&score(prefixes, a)));
                 next.truncate(options.beam_size);
             }
             std::mem::swap(&mut beams, &mut next);
@@ -387,7 +400,7 @@ impl<'a> Search<'a> {
         finals.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut hypotheses: Vec<Hypothesis> = Vec::new();
         for (score, beam) in finals {
-            let words = words_from_spans(&self.spans(beam.prefix), self.vocabulary, log_probs.step_s());
+            let words = words_from_spans(&self.spans(beam.prefix, log_probs), self.vocabulary, log_probs.step_s());
             // "a" and "a|" are different prefixes of the same text: keep the better.
             if hypotheses.iter().any(|h| same_words(&h.words, &words)) {
                 continue;

@@ -13,7 +13,7 @@ use crate::model::Vocabulary;
 
 /// Per letter, in natural-log units: a 6-letter name gains 9 nats, enough to
 /// beat a language model's unknown-word penalty at the default weights.
-pub const DEFAULT_BOOST: f32 = 1.5;
+pub const DEFAULT_BOOST: f32 = 3.0;
 
 /// One hotword or phrase and its boost per letter.
 #[derive(Debug, Clone, PartialEq)]

@@ -148,7 +148,14 @@ async fn models(State(state): State<SharedState>) -> Result<Json<serde_json::Val
 /// Decoding options from a URL-encoded string (a query string, or form
 /// fields encoded as one), typed by the same rules everywhere.
 fn decode_options(encoded: &str) -> Result<DecodeOptions, ApiError> {
-    serde_urlencoded::from_str(encoded).map_err(|e| ApiError::bad_request("invalid_decoder_options", e.to_string()))
+    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(encoded.as_bytes()));
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let message = match e.path().to_string().as_str() {
+            "." => e.inner().to_string(),
+            field => format!("{field}: {}", e.inner()),
+        };
+        ApiError::bad_request("invalid_decoder_options", message)
+    })
 }
 
 /// Runs the recognizer on the blocking pool.

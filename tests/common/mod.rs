@@ -51,9 +51,13 @@ impl HarkServer {
     /// tests keep their meaning when the default model changes) with extra
     /// arguments and environment, and waits until `/readyz` says it is loaded.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let model = fixture("fsdd-digits");
+        Self::start_with_model(&fixture("fsdd-digits"), args, env)
+    }
+
+    /// The same with another model directory.
+    pub fn start_with_model(model: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_hark"));
-        command.arg("serve").arg("--addr").arg("127.0.0.1:0").arg("--model").arg(&model).args(args);
+        command.arg("serve").arg("--addr").arg("127.0.0.1:0").arg("--model").arg(model).args(args);
         command.env_remove("HARK_API_KEY").env_remove("HARK_MODEL").env("HARK_LOG", "warn");
         for (k, v) in env {
             command.env(k, v);
