@@ -10,7 +10,7 @@ width and weights: WER and decoding time.
 pyctcdecode needs numpy < 2, so it lives in its own environment:
 
     python3 -m venv .venv-compare
-    .venv-compare/bin/pip install pyctcdecode==0.5.0 "numpy<2" setuptools wheel
+    .venv-compare/bin/pip install pyctcdecode==0.5.0 "numpy<2" num2words==0.5.14 setuptools wheel
     .venv-compare/bin/pip install --no-build-isolation kenlm==0.2.0   # builds from source (cmake, Boost not needed)
 
 Both decoders run on one thread, one utterance at a time; times cover the
@@ -28,16 +28,9 @@ from pathlib import Path
 import numpy as np
 from pyctcdecode import build_ctcdecoder
 
+from hark_train.text import wer
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def edit_distance(a, b) -> int:
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, y in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
-    return row[-1]
 
 
 def main():
@@ -66,16 +59,14 @@ def main():
     decoder = build_ctcdecoder(labels, kenlm_model_path=args.arpa, alpha=args.lm_weight, beta=args.word_bonus,
                                unk_score_offset=-args.oov_penalty)
     refs = [json.loads(l)["text"] for l in Path(args.manifest).read_text().splitlines() if l.strip()]
-    errors = words = 0
+    hyps = []
     elapsed = 0.0
-    for i, ref in enumerate(refs):
+    for i in range(len(refs)):
         log_probs = np.load(Path(args.log_probs) / f"{i:06d}.npy")
         started = time.perf_counter()
-        hyp = decoder.decode(log_probs, beam_width=args.beam_size)
+        hyps.append(decoder.decode(log_probs, beam_width=args.beam_size))
         elapsed += time.perf_counter() - started
-        errors += edit_distance(ref.split(), hyp.split())
-        words += len(ref.split())
-    py_wer = 100 * errors / words
+    py_wer = 100 * wer(refs, hyps)
     hark_s = hark_rtf * audio_s
     print(f"{len(refs)} utterances, {audio_s:.0f} s of audio, beam {args.beam_size}, "
           f"lm_weight {args.lm_weight}, word_bonus {args.word_bonus}, oov_penalty {args.oov_penalty}")

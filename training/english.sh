@@ -21,6 +21,11 @@ fi
 .venv/bin/python -m hark_train.prepare_fsdd ../../shared/data/fsdd data/fsdd
 .venv/bin/python -m hark_train.synth --out data/synth --hours "$hours"
 
+# The default language model: the same Debian text minus the synthetic dev
+# and test sentences, as a 3-gram in hark's binary form.
+.venv/bin/python -m hark_train.lm_text data/lm/train.txt
+[ -f ../models/hark-en/lm.bin ] || ../target/release/hark lm build --order 3 -o ../models/hark-en/lm.bin data/lm/train.txt
+
 init=()
 [ -f ../models/hark-en/model.safetensors ] && init=(--init ../models/hark-en)
 .venv/bin/python -m hark_train.train \
