@@ -6,8 +6,9 @@
 //! is this word after that context?" The model is a trie in sorted arrays,
 //! one level per order (the layout of KenLM's trie, without bit packing):
 //! the children of an n-gram are a contiguous, sorted run of the next level,
-//! found by binary search. An 88 MB ARPA file (3-gram, 2 M n-grams) parses
-//! in about a second; its binary form is 22 MB and loads in tens of ms.
+//! found by binary search. An 88 MB ARPA file (3-gram, 2 M n-grams) takes
+//! about 1.8 s and 280 MB to parse; its binary form is 22 MB and loads in
+//! about 0.25 s.
 
 pub mod build;
 
