@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::audio::{decode_wav, AudioLimits};
 use crate::ctc::CtcDecoder;
 use crate::model::LogProbs;
 use crate::recognizer::{RecognizeError, Recognizer};
@@ -178,8 +177,7 @@ pub fn evaluate(
                 let bytes = std::fs::read(&u.audio_path).map_err(|source| EvalError::Io { path: u.audio_path.clone(), source })?;
                 let recognize_error = |source| EvalError::Recognize { path: u.audio_path.clone(), source };
                 let started = Instant::now();
-                let waveform = decode_wav(&bytes, &AudioLimits { max_duration_s: f64::INFINITY })
-                    .map_err(|e| recognize_error(e.into()))?;
+                let waveform = recognizer.read_wav(&bytes).map_err(recognize_error)?;
                 let log_probs = recognizer.log_probs(&waveform).map_err(recognize_error)?;
                 let transcript = recognizer.decode(&log_probs, waveform.duration_s(), decoder);
                 report.compute += started.elapsed();

@@ -235,8 +235,12 @@ impl Recognizer {
 
     /// Decodes a WAV file and recognizes it.
     pub fn transcribe_wav(&self, bytes: &[u8], decoder: &dyn CtcDecoder) -> Result<Transcript, RecognizeError> {
-        let waveform = decode_wav(bytes, &self.limits)?;
-        self.transcribe(&waveform, decoder)
+        self.transcribe(&self.read_wav(bytes)?, decoder)
+    }
+
+    /// Decodes a WAV file within this recognizer's limits.
+    pub fn read_wav(&self, bytes: &[u8]) -> Result<Waveform, RecognizeError> {
+        Ok(decode_wav(bytes, &self.limits)?)
     }
 
     /// Recognizes 16 kHz mono audio.

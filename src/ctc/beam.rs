@@ -210,13 +210,13 @@ impl<'a> Search<'a> {
     fn finish_word(&self, prefix: u32) -> (f32, Option<LmState>, HotState) {
         let p = &self.prefixes[prefix as usize];
         let (hot, mut score) = self.decoder.hotwords.word_break(p.hot, self.separator);
-        if let (LexState::Out { charged: false }, Some((_, penalty))) = (p.lex, &self.decoder.lexicon) {
-            if !self.decoder.hotwords.completes(p.hot) {
-                score -= penalty;
-            }
-        }
-        if let (LexState::In(node), Some((lexicon, penalty))) = (p.lex, &self.decoder.lexicon) {
-            if !lexicon.is_word[node as usize] && !self.decoder.hotwords.completes(p.hot) {
+        if let Some((lexicon, penalty)) = &self.decoder.lexicon {
+            // Outside the lexicon and not yet charged, unless a hotword excuses it.
+            let unpaid = match p.lex {
+                LexState::In(node) => !lexicon.is_word[node as usize],
+                LexState::Out { charged } => !charged,
+            };
+            if unpaid && !self.decoder.hotwords.completes(p.hot) {
                 score -= penalty;
             }
         }
