@@ -1,5 +1,7 @@
 //! The hot path, stage by stage, on 10 s of audio: WAV decoding with
-//! resampling, the filterbank, the BiLSTM forward pass, greedy CTC, and
+//! resampling, the filterbank, the BiLSTM forward pass of the English model
+//! (3×320; hark's fused loop, candle-nn's op-by-op LSTM, and a batch of 16
+//! five-second clips), greedy CTC, and
 //! the beam search (with and without the default 3-gram LM) on the English
 //! model's output for 9.7 s of real speech.
 //!
@@ -9,6 +11,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use hark::audio::{decode_wav, AudioLimits, Waveform};
 use hark::ctc::{CtcDecoder, GreedyDecoder};
 use hark::features::{Fbank, FbankOptions};
+use hark::model::reference::ReferenceModel;
 use hark::model::{AcousticModel, ModelFiles};
 use hark::recognizer::{DecodeOptions, DecoderKind, Recognizer};
 
@@ -36,12 +39,18 @@ fn pipeline(c: &mut Criterion) {
     let waveform: Waveform = decode_wav(&wav, &limits).unwrap();
     let fbank = Fbank::new(FbankOptions::default()).unwrap();
     let features = fbank.compute(&waveform);
-    let model = AcousticModel::load(&ModelFiles::embedded_default()).unwrap();
-    let log_probs = model.forward(&features).unwrap();
+    let files = ModelFiles::read_dir(&root.join("models/hark-en")).unwrap();
+    let model = AcousticModel::load(&files).unwrap();
+    let reference = ReferenceModel::load(&files).unwrap();
+    let log_probs = model.forward(&features);
+    let five_seconds = hark::features::Features::new(features.data()[..features.data().len() / 2].to_vec(), features.num_bins());
+    let batch = vec![&five_seconds; 16];
 
     c.bench_function("decode_wav 10 s 22.05 kHz", |b| b.iter(|| decode_wav(&wav, &limits).unwrap()));
     c.bench_function("fbank 10 s", |b| b.iter(|| fbank.compute(&waveform)));
-    c.bench_function(&format!("bilstm forward 10 s ({})", model.config().name), |b| b.iter(|| model.forward(&features).unwrap()));
+    c.bench_function("bilstm 3x320 10 s, fused", |b| b.iter(|| model.forward(&features)));
+    c.bench_function("bilstm 3x320 10 s, candle-nn reference", |b| b.iter(|| reference.forward(&features).unwrap()));
+    c.bench_function("bilstm 3x320 batch of 16 x 5 s, fused", |b| b.iter(|| model.forward_batch(&batch)));
     c.bench_function("ctc greedy 10 s", |b| b.iter(|| GreedyDecoder.decode(&log_probs, model.vocabulary())));
 
     let english = Recognizer::load(Some(&root.join("models/hark-en")), limits, None).unwrap();

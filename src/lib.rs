@@ -3,15 +3,19 @@
 //! Data flows one way through the modules:
 //! bytes ──[`audio`]──▶ Waveform ──[`features`]──▶ Features ──[`model`]──▶
 //! LogProbs ──[`ctc`]──▶ [`transcript::Transcript`] ──[`server`] / CLI──▶ JSON, text, subtitles.
-//! [`recognizer`] runs the whole pipeline; [`eval`] measures it.
+//! [`recognizer`] runs the whole pipeline; [`eval`] measures it. In the
+//! service, [`scheduler`] batches the model's work across requests and
+//! [`metrics`] counts it.
 
 pub mod audio;
 pub mod ctc;
 pub mod eval;
 pub mod features;
 pub mod lm;
+pub mod metrics;
 pub mod model;
 pub mod recognizer;
+pub mod scheduler;
 pub mod server;
 pub mod text;
 pub mod transcript;

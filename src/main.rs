@@ -4,13 +4,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use hark::audio::AudioLimits;
 use hark::eval::{evaluate, read_manifest, LogProbsCache};
 use hark::lm::build::KneserNey;
 use hark::recognizer::{DecodeOptions, Recognizer};
+use hark::scheduler::SchedulerConfig;
 use hark::server::{Server, ServerConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -126,6 +127,11 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "HARK_MAX_BODY_BYTES", default_value_t = 25 * 1024 * 1024)]
     max_body_bytes: usize,
+    /// A transcription not finished in this many seconds is abandoned with 503.
+    #[arg(long, env = "HARK_REQUEST_TIMEOUT_S", default_value_t = 120.0)]
+    request_timeout_s: f64,
+    #[command(flatten)]
+    scheduler: SchedulerConfig,
 }
 
 fn main() -> ExitCode {
@@ -165,6 +171,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let config = ServerConfig {
             api_key: args.api_key.filter(|k| !k.is_empty()),
             max_body_bytes: args.max_body_bytes,
+            request_timeout: Duration::from_secs_f64(args.request_timeout_s),
+            scheduler: args.scheduler,
         };
         let server = Server::bind(args.addr, config)
             .await

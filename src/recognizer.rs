@@ -15,7 +15,7 @@ use crate::audio::{decode_wav, AudioError, AudioLimits, Waveform};
 use crate::ctc::beam::{BeamOptions, BeamSearchDecoder, Lexicon, LmFusion};
 use crate::ctc::hotwords::{self, HotwordError, Hotwords};
 use crate::ctc::{CtcDecoder, GreedyDecoder};
-use crate::features::{FeatureConfigError, Fbank};
+use crate::features::{FeatureConfigError, Fbank, Features};
 use crate::lm::{LmError, NgramLm, BOS, EOS, UNK};
 use crate::model::{AcousticModel, LogProbs, ModelError, ModelFiles};
 use crate::transcript::{text_of, Alternative, Transcript};
@@ -129,15 +129,13 @@ fn check_range(name: &'static str, value: f32, min: f32, max: f32) -> Result<(),
 pub enum RecognizeError {
     #[error(transparent)]
     Audio(#[from] AudioError),
-    #[error("the acoustic model failed: {0}")]
-    Model(#[from] candle_core::Error),
 }
 
 /// A loaded model with its feature extractor and language model; shared by
 /// all requests.
 #[derive(Debug)]
 pub struct Recognizer {
-    model: AcousticModel,
+    model: Arc<AcousticModel>,
     fbank: Fbank,
     limits: AudioLimits,
     decoding: DecoderConfig,
@@ -153,7 +151,7 @@ impl Recognizer {
             let words = lm.words().filter(|w| ![BOS, EOS, UNK].contains(w));
             Arc::new(Lexicon::new(words, model.vocabulary()))
         });
-        Ok(Self { model, fbank, limits, decoding, lm: lm.map(Arc::new), lexicon })
+        Ok(Self { model: Arc::new(model), fbank, limits, decoding, lm: lm.map(Arc::new), lexicon })
     }
 
     /// Loads a model directory with its `decoder.json` and language model,
@@ -177,6 +175,11 @@ impl Recognizer {
 
     pub fn model(&self) -> &AcousticModel {
         &self.model
+    }
+
+    /// The acoustic model, for a [`crate::scheduler::Scheduler`] to batch.
+    pub fn shared_model(&self) -> Arc<AcousticModel> {
+        self.model.clone()
     }
 
     pub fn language_model(&self) -> Option<&NgramLm> {
@@ -251,7 +254,12 @@ impl Recognizer {
 
     /// The acoustic model's output for 16 kHz mono audio.
     pub fn log_probs(&self, waveform: &Waveform) -> Result<LogProbs, RecognizeError> {
-        Ok(self.model.forward(&self.fbank.compute(waveform))?)
+        Ok(self.model.forward(&self.features(waveform)))
+    }
+
+    /// The model's input features for 16 kHz mono audio.
+    pub fn features(&self, waveform: &Waveform) -> Features {
+        self.fbank.compute(waveform)
     }
 
     /// The transcript of the acoustic model's output for `duration_s` of audio.

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::audio::AudioError;
 use crate::recognizer::{DecodeOptionsError, RecognizeError};
+use crate::scheduler::SchedulerError;
 
 /// An error a handler returns: a status, a stable machine-readable code and
 /// a message a caller can act on.
@@ -16,11 +17,21 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Sent as `Retry-After` with 503s.
+    pub retry_after_s: u64,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), retry_after_s: 1 }
+    }
+
+    pub fn timed_out(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!("the transcription took longer than the server's {:.1} s limit; retry, or send shorter audio", limit.as_secs_f64()),
+        )
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -53,9 +64,20 @@ impl From<RecognizeError> for ApiError {
                 AudioError::NoSamples => (StatusCode::UNPROCESSABLE_ENTITY, "no_samples"),
                 AudioError::TooLong { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "audio_too_long"),
             },
-            RecognizeError::Model(_) => (StatusCode::INTERNAL_SERVER_ERROR, "inference_failed"),
         };
         Self::new(status, code, message)
+    }
+}
+
+impl From<SchedulerError> for ApiError {
+    fn from(e: SchedulerError) -> Self {
+        let message = e.to_string();
+        match e {
+            SchedulerError::Overloaded { retry_after_s, .. } => {
+                Self { retry_after_s, ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message) }
+            }
+            SchedulerError::Stopped => Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message),
+        }
     }
 }
 
@@ -71,13 +93,13 @@ impl From<DecodeOptionsError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        if self.status.is_server_error() && self.status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!(code = self.code, message = %self.message, "request failed");
         }
         let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
         let mut response = (self.status, body).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(self.retry_after_s));
         }
         response
     }

@@ -1,9 +1,15 @@
 //! The HTTP service: a thin axum adapter over the [`Recognizer`].
 //!
-//! Inference runs on tokio's blocking pool, never on the async workers, so
-//! health checks and uploads keep flowing while the model computes. The
-//! model loads after the socket is bound: `/healthz` answers at once and
-//! `/readyz` turns 200 when the model is in.
+//! A request's audio decoding, features and CTC decoding run on tokio's
+//! blocking pool, and the network on the [`Scheduler`]'s workers, which
+//! batch requests that arrive together; never on the async workers, so
+//! health checks and uploads keep flowing while the model computes. When
+//! the scheduler's queue is full a request is refused at once with 503 and
+//! `Retry-After`; a request that takes longer than the configured timeout
+//! is dropped (its queued work with it) and answered 503.
+//!
+//! The model loads after the socket is bound: `/healthz` answers at once
+//! and `/readyz` turns 200 when the model is in. `/metrics` is Prometheus'.
 
 mod error;
 mod openai;
@@ -11,8 +17,9 @@ mod upload;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +28,9 @@ use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::metrics::Metrics;
 use crate::recognizer::{DecodeOptions, Recognizer};
+use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::transcript::Transcript;
 pub use error::ApiError;
 
@@ -33,20 +42,34 @@ pub struct ServerConfig {
     pub api_key: Option<String>,
     /// Larger request bodies are refused with 413.
     pub max_body_bytes: usize,
+    /// A transcription not finished in this time is abandoned with 503.
+    pub request_timeout: Duration,
+    pub scheduler: SchedulerConfig,
+}
+
+/// The loaded model and the scheduler in front of it.
+struct Ready {
+    recognizer: Arc<Recognizer>,
+    scheduler: Scheduler,
 }
 
 /// Shared by all handlers.
 struct AppState {
     config: ServerConfig,
+    metrics: Arc<Metrics>,
     /// Set once the model has loaded; empty means not ready.
-    recognizer: OnceLock<Arc<Recognizer>>,
+    ready: OnceLock<Ready>,
 }
 
 type SharedState = Arc<AppState>;
 
 impl AppState {
+    fn ready(&self) -> Result<&Ready, ApiError> {
+        self.ready.get().ok_or_else(ApiError::not_ready)
+    }
+
     fn recognizer(&self) -> Result<Arc<Recognizer>, ApiError> {
-        self.recognizer.get().cloned().ok_or_else(ApiError::not_ready)
+        self.ready().map(|ready| ready.recognizer.clone())
     }
 }
 
@@ -61,7 +84,7 @@ impl Server {
         let listener = TcpListener::bind(addr).await?;
         Ok(Self {
             listener,
-            state: Arc::new(AppState { config, recognizer: OnceLock::new() }),
+            state: Arc::new(AppState { config, metrics: Arc::new(Metrics::new()), ready: OnceLock::new() }),
         })
     }
 
@@ -85,8 +108,11 @@ impl Server {
 pub struct Readiness(SharedState);
 
 impl Readiness {
+    /// Starts the inference workers on this model and opens the API.
     pub fn set(&self, recognizer: Arc<Recognizer>) {
-        let _ = self.0.recognizer.set(recognizer);
+        let state = &self.0;
+        let scheduler = Scheduler::new(recognizer.shared_model(), state.config.scheduler.clone(), state.metrics.clone());
+        let _ = state.ready.set(Ready { recognizer, scheduler });
     }
 }
 
@@ -100,9 +126,26 @@ fn router(state: SharedState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .merge(api)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
+}
+
+/// Counts every request by route and status, and times it.
+async fn count_requests(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_string();
+    let response = next.run(request).await;
+    let metrics = &state.metrics;
+    metrics.requests.with_label_values(&[route.as_str(), response.status().as_str()]).inc();
+    metrics.request_seconds.with_label_values(&[route.as_str()]).observe(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 
 async fn require_api_key(State(state): State<SharedState>, request: Request, next: Next) -> Response {
@@ -158,25 +201,48 @@ fn decode_options(encoded: &str) -> Result<DecodeOptions, ApiError> {
     })
 }
 
-/// Runs the recognizer on the blocking pool.
+/// Recognizes one upload: audio and features on the blocking pool, the
+/// network through the scheduler, CTC decoding on the blocking pool again;
+/// all within the request timeout.
 async fn recognize(
     state: &AppState,
     audio: axum::body::Bytes,
     options: &DecodeOptions,
 ) -> Result<(Transcript, Arc<Recognizer>), ApiError> {
-    let recognizer = state.recognizer()?;
+    let started = Instant::now();
+    let Ready { recognizer, scheduler } = state.ready()?;
     let decoder = recognizer.decoder(options)?;
-    let worker = recognizer.clone();
-    let transcript = tokio::task::spawn_blocking(move || worker.transcribe_wav(&audio, decoder.as_ref()))
+    let work = async {
+        let worker = recognizer.clone();
+        let (features, duration_s) = blocking(move || {
+            let waveform = worker.read_wav(&audio)?;
+            Ok::<_, ApiError>((worker.features(&waveform), waveform.duration_s()))
+        })
+        .await??;
+        let log_probs = scheduler.log_probs(features, duration_s).await?;
+        let worker = recognizer.clone();
+        blocking(move || worker.decode(&log_probs, duration_s, decoder.as_ref())).await
+    };
+    let timeout = state.config.request_timeout;
+    let transcript = tokio::time::timeout(timeout, work).await.map_err(|_| ApiError::timed_out(timeout))??;
+    state.metrics.audio_seconds.inc_by(transcript.duration_s);
+    if transcript.duration_s > 0.0 {
+        state.metrics.real_time_factor.observe(started.elapsed().as_secs_f64() / transcript.duration_s);
+    }
+    Ok((transcript, recognizer.clone()))
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "inference_failed", e.to_string()))??;
-    Ok((transcript, recognizer))
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "inference_failed", e.to_string()))
 }
 
 /// `POST /v1/transcribe`: the WAV as the raw body or as multipart field
 /// `file`; decoding options in the query string.
 async fn transcribe(State(state): State<SharedState>, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
     let options = decode_options(request.uri().query().unwrap_or_default())?;
+    state.ready()?.scheduler.check_capacity()?;
     let upload = upload::read(request, true, state.config.max_body_bytes).await?;
     let (transcript, recognizer) = recognize(&state, upload.audio, &options).await?;
     let mut body = serde_json::to_value(&transcript).expect("transcripts serialize");

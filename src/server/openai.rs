@@ -90,6 +90,7 @@ fn openai_decode_options(upload: &upload::Upload) -> Result<DecodeOptions, ApiEr
 }
 
 pub async fn transcriptions(State(state): State<SharedState>, request: Request) -> Result<Response, ApiError> {
+    state.ready()?.scheduler.check_capacity()?;
     let upload = upload::read(request, false, state.config.max_body_bytes).await?;
     let format: ResponseFormat = upload.field("response_format").unwrap_or("json").parse()?;
     check_language(upload.field("language"))?;

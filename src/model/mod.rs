@@ -6,18 +6,24 @@
 //! `training/hark_train/model.py` defines it in PyTorch. Weights keep
 //! PyTorch's tensor names, so a trained network loads as it is.
 //!
-//! Tensors, loading and the dense products run on candle. The recurrence is a
-//! plain loop over weights laid out once at load time: candle-nn's LSTM issues
-//! about fifteen small tensor ops per step, which cost five times the
-//! arithmetic (see the developers' guide).
+//! candle reads the weights; the forward pass is hark's own loop over them,
+//! laid out once at load time ([`lstm`]): candle-nn's LSTM issues about
+//! fifteen small tensor ops per step, which cost five times the arithmetic.
+//! [`reference`] keeps that op-by-op path as the yardstick the fast one is
+//! tested and benchmarked against.
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::features::{FbankOptions, Features};
+
+mod lstm;
+pub mod reference;
+
+use lstm::{Kernel, LstmDirection, Packed};
 
 /// `config.json` of a model directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -200,19 +206,27 @@ impl ModelFiles<'static> {
     }
 }
 
-/// One direction of one LSTM layer.
-struct LstmDirection {
-    /// Input weights, 4H × input, applied to all steps in one product.
-    w_ih_t: Tensor,
-    /// b_ih + b_hh, folded once.
-    bias: Tensor,
-    /// Recurrent weights, 4H rows of H, row-major, gate order i, f, g, o.
-    w_hh: Vec<f32>,
-}
-
 struct BiLstmLayer {
     forward: LstmDirection,
     backward: LstmDirection,
+}
+
+impl BiLstmLayer {
+    /// Both directions on two threads; the output rows are `[forward | backward]`.
+    fn run(&self, x: &[f32], packed: &Packed, kernel: Kernel) -> Vec<f32> {
+        let (fwd, bwd) = std::thread::scope(|s| {
+            let fwd = s.spawn(|| self.forward.run(x, packed, false, kernel));
+            let bwd = self.backward.run(x, packed, true, kernel);
+            (fwd.join().expect("LSTM thread panicked"), bwd)
+        });
+        let h = fwd.len() / packed.rows().max(1);
+        let mut out = Vec::with_capacity(2 * fwd.len());
+        for (f, b) in fwd.chunks_exact(h.max(1)).zip(bwd.chunks_exact(h.max(1))) {
+            out.extend_from_slice(f);
+            out.extend_from_slice(b);
+        }
+        out
+    }
 }
 
 /// A loaded BiLSTM-CTC acoustic model.
@@ -220,8 +234,10 @@ pub struct AcousticModel {
     config: ModelConfig,
     vocabulary: Vocabulary,
     layers: Vec<BiLstmLayer>,
-    out_w_t: Tensor,
-    out_b: Tensor,
+    /// Output weights transposed (2H × vocab) and bias.
+    out_w_t: Vec<f32>,
+    out_b: Vec<f32>,
+    kernel: Kernel,
     num_parameters: usize,
 }
 
@@ -261,12 +277,12 @@ impl AcousticModel {
         let vb = VarBuilder::from_slice_safetensors(&files.safetensors, DType::F32, &Device::Cpu)
             .map_err(|e| ModelError::Safetensors(e.to_string()))?;
         let mut num_parameters = 0;
-        let mut get = |shape: &[usize], name: &str| -> Result<Tensor, ModelError> {
+        let mut get = |shape: &[usize], name: &str| -> Result<Vec<f32>, ModelError> {
             if !vb.contains_tensor(name) {
                 return Err(ModelError::MissingTensor { name: name.into() });
             }
             num_parameters += shape.iter().product::<usize>();
-            vb.get(shape, name).map_err(candle_error(name))
+            vb.get(shape, name).and_then(|t| t.flatten_all()?.to_vec1()).map_err(candle_error(name))
         };
         let h = config.hidden;
         let mut layers = Vec::with_capacity(config.layers);
@@ -282,12 +298,7 @@ impl AcousticModel {
                 let w_hh = get(&[4 * h, h], &name("weight_hh"))?;
                 let b_ih = get(&[4 * h], &name("bias_ih"))?;
                 let b_hh = get(&[4 * h], &name("bias_hh"))?;
-                let name = name("weight_ih");
-                Ok(LstmDirection {
-                    w_ih_t: w_ih.t().and_then(|t| t.contiguous()).map_err(candle_error(&name))?,
-                    bias: (b_ih + b_hh).map_err(candle_error(&name))?,
-                    w_hh: w_hh.flatten_all().and_then(|t| t.to_vec1()).map_err(candle_error(&name))?,
-                })
+                Ok(LstmDirection::new(&w_ih, &w_hh, &b_ih, &b_hh, h))
             };
             layers.push(BiLstmLayer {
                 forward: direction("")?,
@@ -296,13 +307,13 @@ impl AcousticModel {
         }
         let out_w = get(&[config.vocab, 2 * h], "out.weight")?;
         let out_b = get(&[config.vocab], "out.bias")?;
-        let out_w_t = out_w.t().and_then(|t| t.contiguous()).map_err(candle_error("out.weight"))?;
         Ok(Self {
+            out_w_t: lstm::transpose(&out_w, config.vocab, 2 * h),
+            out_b,
+            kernel: Kernel::detect(h),
             config,
             vocabulary,
             layers,
-            out_w_t,
-            out_b,
             num_parameters,
         })
     }
@@ -321,86 +332,59 @@ impl AcousticModel {
 
     /// Runs the network over one utterance. Frames left over after the last
     /// whole stack are dropped, as in training.
-    pub fn forward(&self, features: &Features) -> Result<LogProbs, candle_core::Error> {
-        let step_s = self.config.step_s();
-        let stacked_dim = self.config.stack * features.num_bins();
-        let steps = features.num_frames() / self.config.stack;
-        if steps == 0 {
-            return Ok(LogProbs::new(Vec::new(), self.config.vocab, step_s));
+    pub fn forward(&self, features: &Features) -> LogProbs {
+        self.forward_batch(&[features]).pop().expect("one output per input")
+    }
+
+    /// Runs the network over several utterances at once, one output each,
+    /// in order. Each output equals what [`forward`](Self::forward) gives
+    /// for that utterance alone; together they share every pass over the
+    /// weights, which is where a batch gains.
+    pub fn forward_batch(&self, batch: &[&Features]) -> Vec<LogProbs> {
+        let (stack, vocab, step_s) = (self.config.stack, self.config.vocab, self.config.step_s());
+        let stacked_dim = stack * self.config.features.num_bins;
+        let steps: Vec<usize> = batch
+            .iter()
+            .map(|f| {
+                assert_eq!(f.num_bins(), self.config.features.num_bins, "features from another filterbank");
+                f.num_frames() / stack
+            })
+            .collect();
+        // Longest first; a stack of frames is their concatenation, so an
+        // utterance's network input is a prefix of its feature matrix.
+        let mut order: Vec<usize> = (0..batch.len()).filter(|&i| steps[i] > 0).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(steps[i]));
+        let packed = Packed::new(order.iter().map(|&i| steps[i]).collect());
+        let mut x = Vec::with_capacity(packed.rows() * stacked_dim);
+        for &i in &order {
+            x.extend_from_slice(&batch[i].data()[..steps[i] * stacked_dim]);
         }
-        let mut x = Tensor::from_slice(&features.data()[..steps * stacked_dim], (steps, stacked_dim), &Device::Cpu)?;
         for layer in &self.layers {
-            x = self.bilstm(layer, &x, steps)?;
+            x = layer.run(&x, &packed, self.kernel);
         }
-        let logits = x.matmul(&self.out_w_t)?.broadcast_add(&self.out_b)?;
-        let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-        Ok(LogProbs::new(log_probs.flatten_all()?.to_vec1()?, self.config.vocab, step_s))
-    }
-
-    /// One bidirectional layer: both directions' input projections as one
-    /// product each, then the two recurrences on two threads.
-    fn bilstm(&self, layer: &BiLstmLayer, x: &Tensor, steps: usize) -> Result<Tensor, candle_core::Error> {
-        let h = self.config.hidden;
-        let project = |d: &LstmDirection| -> Result<Vec<f32>, candle_core::Error> {
-            x.matmul(&d.w_ih_t)?.broadcast_add(&d.bias)?.flatten_all()?.to_vec1()
-        };
-        let gates_fwd = project(&layer.forward)?;
-        let gates_bwd = project(&layer.backward)?;
-        let (out_fwd, out_bwd) = std::thread::scope(|s| {
-            let fwd = s.spawn(|| recur(&gates_fwd, &layer.forward.w_hh, h, steps, false));
-            let bwd = recur(&gates_bwd, &layer.backward.w_hh, h, steps, true);
-            (fwd.join().expect("LSTM thread panicked"), bwd)
-        });
-        let mut out = Vec::with_capacity(steps * 2 * h);
-        for t in 0..steps {
-            out.extend_from_slice(&out_fwd[t * h..(t + 1) * h]);
-            out.extend_from_slice(&out_bwd[t * h..(t + 1) * h]);
+        let mut logits = Vec::with_capacity(packed.rows() * vocab);
+        for _ in 0..packed.rows() {
+            logits.extend_from_slice(&self.out_b);
         }
-        Tensor::from_vec(out, (steps, 2 * h), &Device::Cpu)
+        lstm::matmul_acc(&x, packed.rows(), 2 * self.config.hidden, &self.out_w_t, vocab, &mut logits);
+        for row in logits.chunks_exact_mut(vocab) {
+            log_softmax(row);
+        }
+        let mut out: Vec<LogProbs> = (0..batch.len()).map(|_| LogProbs::new(Vec::new(), vocab, step_s)).collect();
+        for (k, &i) in order.iter().enumerate() {
+            let rows = packed.offset(k)..packed.offset(k) + packed.length(k);
+            out[i] = LogProbs::new(logits[rows.start * vocab..rows.end * vocab].to_vec(), vocab, step_s);
+        }
+        out
     }
 }
 
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
-
-/// Dot product with eight independent accumulators, so the compiler keeps
-/// them in vector registers.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (a_chunks, a_rest) = a.split_at(a.len() / 8 * 8);
-    let (b_chunks, b_rest) = b.split_at(a_chunks.len());
-    for (ca, cb) in a_chunks.chunks_exact(8).zip(b_chunks.chunks_exact(8)) {
-        for k in 0..8 {
-            acc[k] += ca[k] * cb[k];
-        }
+fn log_softmax(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let log_sum = row.iter().map(|v| (v - max).exp()).sum::<f32>().ln() + max;
+    for v in row {
+        *v -= log_sum;
     }
-    acc.iter().sum::<f32>() + a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum::<f32>()
-}
-
-/// The LSTM recurrence over precomputed input gates (steps × 4H, bias
-/// included); returns the hidden states, steps × H, in time order.
-fn recur(gates_x: &[f32], w_hh: &[f32], h: usize, steps: usize, reverse: bool) -> Vec<f32> {
-    let mut hidden = vec![0f32; h];
-    let mut cell = vec![0f32; h];
-    let mut gates = vec![0f32; 4 * h];
-    let mut out = vec![0f32; steps * h];
-    for s in 0..steps {
-        let t = if reverse { steps - 1 - s } else { s };
-        for (r, g) in gates.iter_mut().enumerate() {
-            *g = gates_x[t * 4 * h + r] + dot(&w_hh[r * h..(r + 1) * h], &hidden);
-        }
-        for j in 0..h {
-            let i = sigmoid(gates[j]);
-            let f = sigmoid(gates[h + j]);
-            let g = gates[2 * h + j].tanh();
-            let o = sigmoid(gates[3 * h + j]);
-            cell[j] = f * cell[j] + i * g;
-            hidden[j] = o * cell[j].tanh();
-        }
-        out[t * h..(t + 1) * h].copy_from_slice(&hidden);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -412,15 +396,5 @@ mod tests {
         assert!(Vocabulary::parse("<blank>\n|\na\n").is_ok());
         assert!(Vocabulary::parse("|\n<blank>\na\n").unwrap_err().to_string().contains("first token"));
         assert!(Vocabulary::parse("<blank>\na\n").unwrap_err().to_string().contains("separator"));
-    }
-
-    #[test]
-    fn dot_matches_a_plain_sum_for_any_length() {
-        for n in [1, 7, 8, 9, 33] {
-            let a: Vec<f32> = (0..n).map(|i| i as f32 * 0.5).collect();
-            let b: Vec<f32> = (0..n).map(|i| 1.0 - i as f32 * 0.25).collect();
-            let want: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            assert!((dot(&a, &b) - want).abs() < 1e-4);
-        }
     }
 }

@@ -1,0 +1,297 @@
+//! Dynamic batching: utterances that arrive together go through the
+//! acoustic model together.
+//!
+//! A batch costs little more than its longest member, because the network
+//! reads its weights once per step for every sequence in it
+//! ([`AcousticModel::forward_batch`]). So a fixed pool of worker threads
+//! takes whatever is queued (up to `max_batch`, waiting at most `max_wait`
+//! for company) and runs it as one batch.
+//!
+//! Two guards keep the service answering under any load:
+//! - the queue is bounded in *seconds of audio*, not requests, so memory
+//!   and waiting time stay bounded whatever the mix of short and long
+//!   files; past the bound a request is refused at once
+//!   ([`SchedulerError::Overloaded`], which the server turns into 503 with
+//!   `Retry-After`) instead of waiting without end;
+//! - long audio is cut into chunks (with overlapping context, see
+//!   [`split`]) that queue separately, so a one-hour file advances a chunk
+//!   at a time between the short requests instead of stalling them.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::features::Features;
+use crate::metrics::Metrics;
+use crate::model::{AcousticModel, LogProbs};
+
+/// How requests are batched and how much may wait.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SchedulerConfig {
+    /// Inference worker threads, each running one batch at a time (its two
+    /// LSTM directions on two threads).
+    #[arg(long, env = "HARK_WORKERS", default_value_t = 1)]
+    pub workers: usize,
+    /// Most utterances (or chunks of long ones) run as one batch.
+    #[arg(long, env = "HARK_MAX_BATCH", default_value_t = 16)]
+    pub max_batch: usize,
+    /// How long a worker waits for more requests to join a batch, in ms.
+    #[arg(long, env = "HARK_MAX_WAIT_MS", default_value_t = 5)]
+    pub max_wait_ms: u64,
+    /// Most seconds of audio queued or running; past it, requests get 503.
+    #[arg(long, env = "HARK_MAX_QUEUE_S", default_value_t = 300.0)]
+    pub max_queue_s: f64,
+    /// Audio longer than this is run in chunks of this many seconds.
+    #[arg(long, env = "HARK_CHUNK_S", default_value_t = 10.0)]
+    pub chunk_s: f64,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self { workers: 1, max_batch: 16, max_wait_ms: 5, max_queue_s: 300.0, chunk_s: 10.0 }
+    }
+}
+
+/// Seconds of audio each side of a chunk that the network also sees, so
+/// that the BiLSTM has context at the cut; its output there is dropped.
+pub const CHUNK_CONTEXT_S: f64 = 1.5;
+
+/// Why an utterance was not run.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SchedulerError {
+    #[error("the server is at capacity ({queued_s:.0} s of audio queued, limit {limit_s:.0} s); retry in {retry_after_s} s")]
+    Overloaded { queued_s: f64, limit_s: f64, retry_after_s: u64 },
+    #[error("the inference workers have stopped")]
+    Stopped,
+}
+
+/// One piece of work for the network, and where its answer goes.
+struct Job {
+    features: Features,
+    audio_s: f64,
+    reply: oneshot::Sender<LogProbs>,
+}
+
+struct Queue {
+    jobs: VecDeque<(Job, Instant)>,
+    /// Audio of the queued and running jobs.
+    audio_s: f64,
+    /// Seconds of work per second of audio, smoothed over recent batches,
+    /// to tell refused clients when to come back.
+    recent_rtf: f64,
+    stopped: bool,
+}
+
+struct Shared {
+    model: Arc<AcousticModel>,
+    config: SchedulerConfig,
+    metrics: Arc<Metrics>,
+    queue: Mutex<Queue>,
+    /// Signalled when a job is queued or the scheduler stops.
+    queued: Condvar,
+}
+
+/// The batching front of the acoustic model; dropping it stops the workers.
+pub struct Scheduler {
+    shared: Arc<Shared>,
+}
+
+impl Scheduler {
+    pub fn new(model: Arc<AcousticModel>, config: SchedulerConfig, metrics: Arc<Metrics>) -> Self {
+        let shared = Arc::new(Shared {
+            model,
+            config,
+            metrics,
+            queue: Mutex::new(Queue { jobs: VecDeque::new(), audio_s: 0.0, recent_rtf: 0.05, stopped: false }),
+            queued: Condvar::new(),
+        });
+        for i in 0..shared.config.workers.max(1) {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("hark-inference-{i}"))
+                .spawn(move || work(&shared))
+                .expect("cannot start an inference thread");
+        }
+        Self { shared }
+    }
+
+    /// Refuses at once when the queue is already full, before a request's
+    /// body is even decoded.
+    pub fn check_capacity(&self) -> Result<(), SchedulerError> {
+        let queue = self.shared.queue.lock().expect("scheduler lock");
+        self.admit(&queue, 0.0)
+    }
+
+    fn admit(&self, queue: &Queue, audio_s: f64) -> Result<(), SchedulerError> {
+        let limit_s = self.shared.config.max_queue_s;
+        // An empty queue takes anything: the audio length limit bounds it.
+        if queue.audio_s > 0.0 && queue.audio_s + audio_s > limit_s {
+            let wait_s = queue.audio_s * queue.recent_rtf / self.shared.config.workers.max(1) as f64;
+            return Err(SchedulerError::Overloaded { queued_s: queue.audio_s, limit_s, retry_after_s: wait_s.ceil().max(1.0) as u64 });
+        }
+        Ok(())
+    }
+
+    /// The acoustic model's output for one utterance of `audio_s` seconds,
+    /// run in chunks when it is long. Dropping the future withdraws the
+    /// request: chunks not yet started are skipped.
+    pub async fn log_probs(&self, features: Features, audio_s: f64) -> Result<LogProbs, SchedulerError> {
+        let config = &self.shared.model.config();
+        let step_s = config.step_s();
+        let chunk_steps = ((self.shared.config.chunk_s / step_s).round() as usize).max(1);
+        let context_steps = (CHUNK_CONTEXT_S / step_s).round() as usize;
+        let steps = features.num_frames() / config.stack;
+        let chunks = split(features, config.stack, chunk_steps, context_steps);
+        let mut replies = Vec::with_capacity(chunks.len());
+        {
+            let mut queue = self.shared.queue.lock().expect("scheduler lock");
+            if queue.stopped {
+                return Err(SchedulerError::Stopped);
+            }
+            self.admit(&queue, audio_s)?;
+            let now = Instant::now();
+            let per_step_s = audio_s / steps.max(1) as f64;
+            for (chunk, keep) in chunks {
+                let (reply, answer) = oneshot::channel();
+                let chunk_audio_s = (chunk.num_frames() / config.stack) as f64 * per_step_s;
+                queue.audio_s += chunk_audio_s;
+                queue.jobs.push_back((Job { features: chunk, audio_s: chunk_audio_s, reply }, now));
+                replies.push((answer, keep));
+            }
+            self.shared.metrics.queue_audio_seconds.set(queue.audio_s);
+            self.shared.metrics.queue_jobs.set(queue.jobs.len() as i64);
+        }
+        self.shared.queued.notify_all();
+        let mut parts = Vec::with_capacity(replies.len());
+        for (answer, keep) in replies {
+            parts.push((answer.await.map_err(|_| SchedulerError::Stopped)?, keep));
+        }
+        Ok(stitch(parts, self.shared.model.config().vocab, step_s))
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        self.shared.queue.lock().expect("scheduler lock").stopped = true;
+        self.shared.queued.notify_all();
+    }
+}
+
+/// A worker: take a batch, run it, answer, repeat.
+fn work(shared: &Shared) {
+    let max_wait = Duration::from_millis(shared.config.max_wait_ms);
+    loop {
+        let batch = {
+            let mut queue = shared.queue.lock().expect("scheduler lock");
+            // Wait for a first job, then up to max_wait (from when it was
+            // queued) for the batch to fill.
+            loop {
+                if queue.stopped {
+                    return;
+                }
+                // A request that gave up (timeout, closed connection) no
+                // longer needs its chunks.
+                while queue.jobs.front().is_some_and(|(job, _)| job.reply.is_closed()) {
+                    let (job, _) = queue.jobs.pop_front().expect("front exists");
+                    queue.audio_s -= job.audio_s;
+                }
+                let Some(&(_, first_queued)) = queue.jobs.front() else {
+                    queue = shared.queued.wait(queue).expect("scheduler lock");
+                    continue;
+                };
+                let waited = first_queued.elapsed();
+                if queue.jobs.len() >= shared.config.max_batch || waited >= max_wait {
+                    break;
+                }
+                queue = shared.queued.wait_timeout(queue, max_wait - waited).expect("scheduler lock").0;
+            }
+            let take = queue.jobs.len().min(shared.config.max_batch.max(1));
+            let taken: Vec<Job> = queue.jobs.drain(..take).map(|(job, _)| job).collect();
+            shared.metrics.queue_jobs.set(queue.jobs.len() as i64);
+            taken
+        };
+        let audio_s: f64 = batch.iter().map(|job| job.audio_s).sum();
+        let batch: Vec<Job> = batch.into_iter().filter(|job| !job.reply.is_closed()).collect();
+        let started = Instant::now();
+        let inputs: Vec<&Features> = batch.iter().map(|job| &job.features).collect();
+        let outputs = shared.model.forward_batch(&inputs);
+        let elapsed_s = started.elapsed().as_secs_f64();
+        shared.metrics.batch_size.observe(batch.len() as f64);
+        {
+            let mut queue = shared.queue.lock().expect("scheduler lock");
+            queue.audio_s = (queue.audio_s - audio_s).max(0.0);
+            if audio_s > 0.0 {
+                queue.recent_rtf = 0.8 * queue.recent_rtf + 0.2 * elapsed_s / audio_s;
+            }
+            shared.metrics.queue_audio_seconds.set(queue.audio_s);
+        }
+        for (job, output) in batch.into_iter().zip(outputs) {
+            // The receiver may have gone meanwhile; nothing to do then.
+            let _ = job.reply.send(output);
+        }
+    }
+}
+
+/// Cuts an utterance into chunks of `chunk_steps` network steps, each with
+/// up to `context_steps` more on either side; returns each chunk with the
+/// range of its steps that belongs to it. Short utterances stay whole.
+pub fn split(features: Features, stack: usize, chunk_steps: usize, context_steps: usize) -> Vec<(Features, Range<usize>)> {
+    let steps = features.num_frames() / stack;
+    if steps <= chunk_steps + 2 * context_steps {
+        return vec![(features, 0..steps)];
+    }
+    let row = stack * features.num_bins();
+    (0..steps)
+        .step_by(chunk_steps)
+        .map(|start| {
+            let end = (start + chunk_steps).min(steps);
+            let (from, to) = (start.saturating_sub(context_steps), (end + context_steps).min(steps));
+            let chunk = Features::new(features.data()[from * row..to * row].to_vec(), features.num_bins());
+            (chunk, start - from..end - from)
+        })
+        .collect()
+}
+
+/// The kept steps of each chunk's output, in order.
+pub fn stitch(parts: Vec<(LogProbs, Range<usize>)>, vocab: usize, step_s: f64) -> LogProbs {
+    if parts.len() == 1 && parts[0].1.len() == parts[0].0.num_steps() {
+        return parts.into_iter().next().expect("one part").0;
+    }
+    let mut data = Vec::new();
+    for (log_probs, keep) in parts {
+        data.extend_from_slice(&log_probs.data()[keep.start * vocab..keep.end * vocab]);
+    }
+    LogProbs::new(data, vocab, step_s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_every_step_once_with_context_around_each() {
+        let bins = 2;
+        let frames = 3 * 100 + 2;
+        let features = Features::new((0..frames * bins).map(|i| i as f32).collect(), bins);
+        let chunks = split(features.clone(), 3, 30, 5);
+        assert_eq!(chunks.len(), 4);
+        let mut covered = Vec::new();
+        for (chunk, keep) in &chunks {
+            let first_step = chunk.data()[0] as usize / (3 * bins);
+            covered.extend(keep.clone().map(|s| first_step + s));
+            assert!(keep.start == 5 || first_step == 0, "context before every chunk but the first");
+        }
+        assert_eq!(covered, (0..100).collect::<Vec<_>>());
+        assert_eq!(split(features, 3, 90, 5).len(), 1, "100 steps fit one chunk of 90 with its context");
+    }
+
+    #[test]
+    fn stitching_keeps_only_each_chunks_own_steps() {
+        let part = |steps: usize, first: f32| LogProbs::new((0..steps * 2).map(|i| first + i as f32).collect(), 2, 0.03);
+        let stitched = stitch(vec![(part(4, 0.0), 0..3), (part(5, 100.0), 1..4)], 2, 0.03);
+        assert_eq!(stitched.data(), &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 102.0, 103.0, 104.0, 105.0, 106.0, 107.0]);
+    }
+}
