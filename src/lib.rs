@@ -8,6 +8,7 @@
 //! [`metrics`] counts it.
 
 pub mod audio;
+pub mod bench;
 pub mod ctc;
 pub mod eval;
 pub mod features;

@@ -68,6 +68,38 @@ enum Command {
     /// Word language models.
     #[command(subcommand)]
     Lm(LmCommand),
+    /// Measure speed: single-stream real-time factor, then throughput and
+    /// latency of concurrent clients against the real HTTP server.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    decode: DecodeOptions,
+    #[command(flatten)]
+    scheduler: SchedulerConfig,
+    /// Speech to send (any WAV hark reads), looped or cut to each length.
+    #[arg(long)]
+    audio: PathBuf,
+    /// Clip lengths for the single-stream real-time factor, in seconds.
+    #[arg(long, value_delimiter = ',', default_value = "2,10,30")]
+    single_s: Vec<f64>,
+    /// Concurrent clients, one load run per value.
+    #[arg(long, value_delimiter = ',', default_value = "16")]
+    clients: Vec<usize>,
+    /// Seconds of audio each client sends per request.
+    #[arg(long, default_value_t = 5.0)]
+    clip_s: f64,
+    /// Seconds each load run lasts.
+    #[arg(long, default_value_t = 20.0)]
+    duration_s: f64,
+    /// Load this running server (e.g. http://127.0.0.1:8080) instead of one
+    /// started in this process on loopback; its model should match --model.
+    #[arg(long)]
+    url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -151,6 +183,7 @@ fn main() -> ExitCode {
             };
             eval(&model, &options, worst, cache, &manifest)
         }
+        Command::Bench(args) => bench(args),
         Command::Lm(LmCommand::Build { order, out, text }) => build_lm(order, &out, &text),
         Command::Lm(LmCommand::Convert { arpa, out }) => hark::lm::NgramLm::load(&arpa)
             .map_err(|e| e.to_string())
@@ -311,6 +344,82 @@ fn eval(model: &ModelArgs, options: &DecodeOptions, worst: usize, cache: Option<
     println!("RTF:        {:.4} ({timed})", report.real_time_factor());
     for scored in report.worst(worst) {
         println!("\n{} (WER {:.0}%)\n  ref: {}\n  hyp: {}", scored.audio_path.display(), 100.0 * scored.wer(), scored.reference, scored.hypothesis);
+    }
+    Ok(())
+}
+
+fn bench(args: BenchArgs) -> Result<(), String> {
+    use hark::bench::{clip, load, peak_rss_mb, percentile, single_stream_rtf, wav_bytes};
+    let recognizer = Arc::new(args.model.load()?);
+    let decoder = recognizer.decoder(&args.decode).map_err(|e| e.to_string())?;
+    let bytes = std::fs::read(&args.audio).map_err(|e| format!("cannot read {}: {e}", args.audio.display()))?;
+    let speech = recognizer.read_wav(&bytes).map_err(|e| format!("{}: {e}", args.audio.display()))?;
+    let config = recognizer.model().config();
+    println!(
+        "model {} ({} layers × {} units, {:.2} M parameters), decoder: {}",
+        config.name,
+        config.layers,
+        config.hidden,
+        recognizer.model().num_parameters() as f64 / 1e6,
+        decoder.describe()
+    );
+    println!("single stream, WAV bytes to transcript (median of 5):");
+    for &seconds in &args.single_s {
+        let rtf = single_stream_rtf(&recognizer, decoder.as_ref(), &clip(&speech, seconds), 5).map_err(|e| e.to_string())?;
+        println!("  {seconds:>5.1} s audio: RTF {rtf:.4} ({:.1} ms)", rtf * seconds * 1000.0);
+    }
+    let wav = wav_bytes(&clip(&speech, args.clip_s));
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async {
+        let (url, stop) = match &args.url {
+            Some(url) => (url.trim_end_matches('/').to_string(), None),
+            None => {
+                let config = ServerConfig {
+                    api_key: None,
+                    max_body_bytes: wav.len() + 4096,
+                    request_timeout: Duration::from_secs(120),
+                    scheduler: args.scheduler.clone(),
+                };
+                let server = Server::bind(([127, 0, 0, 1], 0).into(), config).await.map_err(|e| e.to_string())?;
+                let addr = server.local_addr().map_err(|e| e.to_string())?;
+                server.readiness().set(recognizer.clone());
+                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                tokio::spawn(server.run(async {
+                    let _ = stopped.await;
+                }));
+                (format!("http://{addr}"), Some(stop))
+            }
+        };
+        let query = serde_urlencoded::to_string(&args.decode).map_err(|e| e.to_string())?;
+        let endpoint = format!("{url}/v1/transcribe?{query}");
+        let s = &args.scheduler;
+        println!(
+            "load against {url}: {:.1} s clips for {:.0} s per run (workers {}, max batch {}, max wait {} ms, queue {:.0} s of audio)",
+            args.clip_s, args.duration_s, s.workers, s.max_batch, s.max_wait_ms, s.max_queue_s
+        );
+        for &clients in &args.clients {
+            let mut report = load(&endpoint, wav.clone(), args.clip_s, clients, Duration::from_secs_f64(args.duration_s)).await;
+            let ms = |values: &mut Vec<f64>, p| percentile(values, p) * 1000.0;
+            println!(
+                "  {clients:>3} clients: {:.1} s of audio per second; 200 × {}: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms; 503 × {}: p99 {:.1} ms; other {}",
+                report.throughput(),
+                report.ok.len(),
+                ms(&mut report.ok, 0.5),
+                ms(&mut report.ok, 0.95),
+                ms(&mut report.ok, 0.99),
+                report.rejected.len(),
+                ms(&mut report.rejected, 0.99),
+                report.errors.len()
+            );
+            if let Some(error) = report.errors.first() {
+                println!("       first error: {error}");
+            }
+        }
+        drop(stop);
+        Ok::<(), String>(())
+    })?;
+    if let (Some(mb), None) = (peak_rss_mb(), &args.url) {
+        println!("peak RSS (server and clients in this process): {mb:.0} MB");
     }
     Ok(())
 }

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::audio::{decode_wav, AudioError, AudioLimits, Waveform};
 use crate::ctc::beam::{BeamOptions, BeamSearchDecoder, Lexicon, LmFusion};
@@ -34,7 +34,7 @@ pub enum LoadError {
 }
 
 /// Greedy or beam search.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum DecoderKind {
     Greedy,
@@ -77,7 +77,7 @@ impl Default for DecoderConfig {
 
 /// Per-request choices (query parameters, form fields, command-line flags);
 /// unset ones take the model's defaults.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct DecodeOptions {
     /// greedy, or beam search (with the language model when there is one).

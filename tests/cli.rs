@@ -86,3 +86,19 @@ fn decode_writes_the_16_khz_float_audio_hark_hears() {
     assert_eq!((spec.sample_rate, spec.channels, spec.sample_format), (16_000, 1, hound::SampleFormat::Float));
     assert!((i64::from(decoded.len()) - 2 * i64::from(original.len())).abs() <= 2, "{} vs {}", decoded.len(), original.len());
 }
+
+#[test]
+fn bench_measures_one_stream_and_concurrent_clients_against_the_real_server() {
+    let model = common::fixture("fsdd-digits").display().to_string();
+    let args = ["bench", "--model", &model, "--audio", &take("3_theo_0.wav"), "--single-s", "1,2", "--clients", "1,3"];
+    let out = hark(&[&args[..], &["--clip-s", "0.5", "--duration-s", "1"]].concat());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.matches(" s audio: RTF ").count(), 2, "{stdout}");
+    let runs: Vec<&str> = stdout.lines().filter(|l| l.contains(" clients: ")).collect();
+    assert_eq!(runs.len(), 2, "{stdout}");
+    for run in runs {
+        assert!(run.ends_with("other 0") && !run.contains("200 × 0:"), "every request served: {run}");
+    }
+    assert!(stdout.contains("peak RSS"), "{stdout}");
+}

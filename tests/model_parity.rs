@@ -50,7 +50,7 @@ fn a_batch_gives_each_utterance_what_it_gets_alone() {
     assert_eq!(together.len(), batch.len());
     for (alone, batched) in batch.iter().map(|f| model.forward(f)).zip(&together) {
         assert_eq!(alone.num_steps(), batched.num_steps());
-        assert!(max_abs_diff(alone.data(), batched.data()) <= 1e-5);
+        assert!(max_abs_diff(alone.data(), batched.data()) <= 1e-4);
     }
     assert_eq!(together[batch.len() - 1 - 3].num_steps(), 0);
 }

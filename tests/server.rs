@@ -354,3 +354,69 @@ fn the_official_openai_python_client_works_unchanged() {
     assert!(output.status.success(), "openai client failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("json: eight") && stdout.contains("words: eight"), "{stdout}");
 }
+
+/// The value of one sample line of the Prometheus text, e.g.
+/// `hark_requests_total{route="/v1/transcribe",status="200"}`.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn metrics_count_requests_audio_and_batches() {
+    let server = HarkServer::start(&[], &[]);
+    assert_eq!(post_wav(&server, "/v1/transcribe", fsdd("7_jackson_0.wav")).0, 200);
+    assert_eq!(post_wav(&server, "/v1/transcribe", b"not a wav".to_vec()).0, 415);
+    let response = Client::new().get(server.url("/metrics")).send().unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = response.text().unwrap();
+    assert_eq!(metric(&text, r#"hark_requests_total{route="/v1/transcribe",status="200"}"#), Some(1.0), "{text}");
+    assert_eq!(metric(&text, r#"hark_requests_total{route="/v1/transcribe",status="415"}"#), Some(1.0), "{text}");
+    let audio_s = metric(&text, "hark_audio_seconds_total").unwrap();
+    assert!((0.3..1.0).contains(&audio_s), "{audio_s}");
+    assert_eq!(metric(&text, "hark_batch_size_count"), Some(1.0));
+    assert_eq!(metric(&text, "hark_real_time_factor_count"), Some(1.0));
+    assert_eq!(metric(&text, "hark_queue_audio_seconds"), Some(0.0));
+    assert_eq!(metric(&text, r#"hark_request_duration_seconds_count{route="/v1/transcribe"}"#), Some(2.0));
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after_and_the_rest_are_served() {
+    // Batches wait up to 2 s for company, so concurrent requests pile up in
+    // a queue that holds 1 s of audio: two FSDD takes fit, the rest do not.
+    let server = HarkServer::start(&["--max-queue-s", "1", "--max-wait-ms", "2000"], &[]);
+    let takes = ["0_jackson_0.wav", "1_jackson_0.wav", "2_jackson_0.wav", "3_jackson_0.wav", "4_jackson_0.wav", "5_jackson_0.wav"];
+    let responses: Vec<(u16, Option<String>, Value)> = std::thread::scope(|s| {
+        let handles: Vec<_> = takes
+            .iter()
+            .map(|take| {
+                let (server, body) = (&server, fsdd(take));
+                s.spawn(move || {
+                    let r = Client::new().post(server.url("/v1/transcribe")).body(body).send().unwrap();
+                    let retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+                    (r.status().as_u16(), retry_after, r.json().unwrap_or(Value::Null))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let refused: Vec<_> = responses.iter().filter(|(status, ..)| *status == 503).collect();
+    let served = responses.iter().filter(|(status, ..)| *status == 200).count();
+    assert!(!refused.is_empty() && served >= 1, "{responses:?}");
+    assert_eq!(served + refused.len(), takes.len(), "only 200 or 503: {responses:?}");
+    for (status, retry_after, body) in refused {
+        assert_error(*status, body, 503, "overloaded");
+        assert!(retry_after.as_deref().is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n >= 1)), "{retry_after:?}");
+    }
+    // Once the queue drains, requests are served again.
+    assert_eq!(post_wav(&server, "/v1/transcribe", fsdd("6_jackson_0.wav")).0, 200);
+}
+
+#[test]
+fn a_request_over_the_timeout_gets_503_and_the_server_goes_on() {
+    let server = HarkServer::start(&["--request-timeout-s", "0.001"], &[]);
+    let (status, body) = post_wav(&server, "/v1/transcribe", fsdd("7_jackson_0.wav"));
+    assert_error(status, &body, 503, "timeout");
+    let health = Client::new().get(server.url("/healthz")).send().unwrap();
+    assert_eq!(health.status(), 200);
+}
