@@ -212,8 +212,20 @@ fn parse_fmt(chunk: &[u8]) -> Result<WavFormat, AudioError> {
     })
 }
 
-/// Decodes a WAV file into 16 kHz mono audio.
-pub fn decode_wav(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, AudioError> {
+/// The duration of a WAV file from its header alone, checked as
+/// [`decode_wav`] checks it: cheap enough to decide whether to take on the
+/// work of decoding it.
+pub fn wav_duration_s(bytes: &[u8], limits: &AudioLimits) -> Result<f64, AudioError> {
+    let (format, data) = check_header(bytes, limits)?;
+    Ok((data.len() / bytes_per_frame(&format)) as f64 / f64::from(format.rate_hz))
+}
+
+fn bytes_per_frame(format: &WavFormat) -> usize {
+    usize::from(format.channels) * usize::from(format.bits_per_sample).div_ceil(8).max(1)
+}
+
+/// The format and data range of a WAV file hark can decode within `limits`.
+fn check_header(bytes: &[u8], limits: &AudioLimits) -> Result<(WavFormat, std::ops::Range<usize>), AudioError> {
     let (format, data) = parse_chunks(bytes)?;
     match format.tag {
         WAVE_FORMAT_PCM | WAVE_FORMAT_IEEE_FLOAT | WAVE_FORMAT_ALAW | WAVE_FORMAT_MULAW => {}
@@ -228,8 +240,7 @@ pub fn decode_wav(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, AudioE
         });
     }
     // Refuse long audio from the header, before spending time decoding it.
-    let bytes_per_frame = usize::from(format.channels) * usize::from(format.bits_per_sample).div_ceil(8).max(1);
-    let frames = data.len() / bytes_per_frame;
+    let frames = data.len() / bytes_per_frame(&format);
     let duration_s = frames as f64 / f64::from(format.rate_hz);
     if duration_s > limits.max_duration_s {
         return Err(AudioError::TooLong {
@@ -240,6 +251,12 @@ pub fn decode_wav(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, AudioE
     if frames == 0 {
         return Err(AudioError::NoSamples);
     }
+    Ok((format, data))
+}
+
+/// Decodes a WAV file into 16 kHz mono audio.
+pub fn decode_wav(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, AudioError> {
+    let (format, data) = check_header(bytes, limits)?;
 
     let interleaved = match format.tag {
         WAVE_FORMAT_MULAW => bytes[data].iter().map(|&b| mulaw_to_linear(b)).collect(),
@@ -501,5 +518,15 @@ mod tests {
         let short = AudioLimits { max_duration_s: 0.5 };
         let err = decode_wav(&wav_bytes(WAVE_FORMAT_PCM, 1, 16_000, 16, &[0; 32_000]), &short).unwrap_err();
         assert_eq!(err, AudioError::TooLong { duration_s: 1.0, max_s: 0.5 });
+    }
+
+    #[test]
+    fn the_header_gives_the_duration_and_the_same_refusals_as_decoding() {
+        let limits = AudioLimits::default();
+        let stereo_8k = wav_bytes(WAVE_FORMAT_PCM, 2, 8_000, 16, &[0; 32_000]);
+        assert_eq!(wav_duration_s(&stereo_8k, &limits), Ok(1.0));
+        let short = AudioLimits { max_duration_s: 0.5 };
+        assert_eq!(wav_duration_s(&stereo_8k, &short), Err(AudioError::TooLong { duration_s: 1.0, max_s: 0.5 }));
+        assert!(matches!(wav_duration_s(b"not a wav", &limits), Err(AudioError::NotWav { .. })));
     }
 }

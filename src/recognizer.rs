@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::audio::{decode_wav, AudioError, AudioLimits, Waveform};
+use crate::audio::{decode_wav, wav_duration_s, AudioError, AudioLimits, Waveform};
 use crate::ctc::beam::{BeamOptions, BeamSearchDecoder, Lexicon, LmFusion};
 use crate::ctc::hotwords::{self, HotwordError, Hotwords};
 use crate::ctc::{CtcDecoder, GreedyDecoder};
@@ -239,6 +239,12 @@ impl Recognizer {
     /// Decodes a WAV file and recognizes it.
     pub fn transcribe_wav(&self, bytes: &[u8], decoder: &dyn CtcDecoder) -> Result<Transcript, RecognizeError> {
         self.transcribe(&self.read_wav(bytes)?, decoder)
+    }
+
+    /// The duration of a WAV file, from its header, within this
+    /// recognizer's limits.
+    pub fn audio_duration_s(&self, bytes: &[u8]) -> Result<f64, RecognizeError> {
+        Ok(wav_duration_s(bytes, &self.limits)?)
     }
 
     /// Decodes a WAV file within this recognizer's limits.

@@ -64,7 +64,7 @@ pub const CHUNK_CONTEXT_S: f64 = 1.5;
 pub enum SchedulerError {
     #[error("the server is at capacity ({queued_s:.0} s of audio queued, limit {limit_s:.0} s); retry in {retry_after_s} s")]
     Overloaded { queued_s: f64, limit_s: f64, retry_after_s: u64 },
-    #[error("the inference workers have stopped")]
+    #[error("the server is shutting down")]
     Stopped,
 }
 
@@ -119,13 +119,27 @@ impl Scheduler {
     }
 
     /// Refuses at once when the queue is already full, before a request's
-    /// body is even decoded.
+    /// body is even read.
     pub fn check_capacity(&self) -> Result<(), SchedulerError> {
         let queue = self.shared.queue.lock().expect("scheduler lock");
-        self.admit(&queue, 0.0)
+        self.check(&queue, 0.0)
     }
 
-    fn admit(&self, queue: &Queue, audio_s: f64) -> Result<(), SchedulerError> {
+    /// Takes room in the queue for `audio_s` seconds of audio, or refuses.
+    /// Done before the features are computed, so that a full server turns
+    /// requests away without spending work on them.
+    pub fn admit(&self, audio_s: f64) -> Result<Admission<'_>, SchedulerError> {
+        let mut queue = self.shared.queue.lock().expect("scheduler lock");
+        if queue.stopped {
+            return Err(SchedulerError::Stopped);
+        }
+        self.check(&queue, audio_s)?;
+        queue.audio_s += audio_s;
+        self.shared.metrics.queue_audio_seconds.set(queue.audio_s);
+        Ok(Admission { scheduler: self, audio_s })
+    }
+
+    fn check(&self, queue: &Queue, audio_s: f64) -> Result<(), SchedulerError> {
         let limit_s = self.shared.config.max_queue_s;
         // An empty queue takes anything: the audio length limit bounds it.
         if queue.audio_s > 0.0 && queue.audio_s + audio_s > limit_s {
@@ -135,41 +149,65 @@ impl Scheduler {
         Ok(())
     }
 
-    /// The acoustic model's output for one utterance of `audio_s` seconds,
-    /// run in chunks when it is long. Dropping the future withdraws the
-    /// request: chunks not yet started are skipped.
+    /// The acoustic model's output for one utterance of `audio_s` seconds:
+    /// [`admit`](Self::admit), then [`Admission::log_probs`].
     pub async fn log_probs(&self, features: Features, audio_s: f64) -> Result<LogProbs, SchedulerError> {
-        let config = &self.shared.model.config();
+        self.admit(audio_s)?.log_probs(features).await
+    }
+}
+
+/// Room taken in the queue for one utterance; given back if dropped unused.
+pub struct Admission<'a> {
+    scheduler: &'a Scheduler,
+    /// Seconds of audio this admission still holds in the queue's account.
+    audio_s: f64,
+}
+
+impl Admission<'_> {
+    /// The acoustic model's output for the admitted utterance, run in chunks
+    /// when it is long. Dropping the future withdraws the request: chunks
+    /// not yet started are skipped.
+    pub async fn log_probs(mut self, features: Features) -> Result<LogProbs, SchedulerError> {
+        let shared = &self.scheduler.shared;
+        let config = shared.model.config();
         let step_s = config.step_s();
-        let chunk_steps = ((self.shared.config.chunk_s / step_s).round() as usize).max(1);
+        let chunk_steps = ((shared.config.chunk_s / step_s).round() as usize).max(1);
         let context_steps = (CHUNK_CONTEXT_S / step_s).round() as usize;
         let steps = features.num_frames() / config.stack;
         let chunks = split(features, config.stack, chunk_steps, context_steps);
         let mut replies = Vec::with_capacity(chunks.len());
         {
-            let mut queue = self.shared.queue.lock().expect("scheduler lock");
-            if queue.stopped {
-                return Err(SchedulerError::Stopped);
-            }
-            self.admit(&queue, audio_s)?;
+            let mut queue = shared.queue.lock().expect("scheduler lock");
             let now = Instant::now();
-            let per_step_s = audio_s / steps.max(1) as f64;
-            for (chunk, keep) in chunks {
+            // The admitted seconds pass to the chunks, in proportion to the
+            // steps each one answers for; workers release them.
+            let (total_s, count) = (self.audio_s, chunks.len());
+            for (i, (chunk, keep)) in chunks.into_iter().enumerate() {
                 let (reply, answer) = oneshot::channel();
-                let chunk_audio_s = (chunk.num_frames() / config.stack) as f64 * per_step_s;
-                queue.audio_s += chunk_audio_s;
-                queue.jobs.push_back((Job { features: chunk, audio_s: chunk_audio_s, reply }, now));
+                let audio_s = if i + 1 == count { self.audio_s } else { total_s * keep.len() as f64 / steps.max(1) as f64 };
+                self.audio_s -= audio_s;
+                queue.jobs.push_back((Job { features: chunk, audio_s, reply }, now));
                 replies.push((answer, keep));
             }
-            self.shared.metrics.queue_audio_seconds.set(queue.audio_s);
-            self.shared.metrics.queue_jobs.set(queue.jobs.len() as i64);
+            shared.metrics.queue_jobs.set(queue.jobs.len() as i64);
         }
-        self.shared.queued.notify_all();
+        shared.queued.notify_all();
         let mut parts = Vec::with_capacity(replies.len());
         for (answer, keep) in replies {
             parts.push((answer.await.map_err(|_| SchedulerError::Stopped)?, keep));
         }
-        Ok(stitch(parts, self.shared.model.config().vocab, step_s))
+        Ok(stitch(parts, config.vocab, step_s))
+    }
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        if self.audio_s > 0.0 {
+            let shared = &self.scheduler.shared;
+            let mut queue = shared.queue.lock().expect("scheduler lock");
+            queue.audio_s = (queue.audio_s - self.audio_s).max(0.0);
+            shared.metrics.queue_audio_seconds.set(queue.audio_s);
+        }
     }
 }
 

@@ -213,13 +213,15 @@ async fn recognize(
     let Ready { recognizer, scheduler } = state.ready()?;
     let decoder = recognizer.decoder(options)?;
     let work = async {
+        // Refused from the WAV header, before any decoding, when full.
+        let admission = scheduler.admit(recognizer.audio_duration_s(&audio)?)?;
         let worker = recognizer.clone();
         let (features, duration_s) = blocking(move || {
             let waveform = worker.read_wav(&audio)?;
             Ok::<_, ApiError>((worker.features(&waveform), waveform.duration_s()))
         })
         .await??;
-        let log_probs = scheduler.log_probs(features, duration_s).await?;
+        let log_probs = admission.log_probs(features).await?;
         let worker = recognizer.clone();
         blocking(move || worker.decode(&log_probs, duration_s, decoder.as_ref())).await
     };
