@@ -422,39 +422,3 @@ mod tests {
         assert!(max_diff(&d.run(&x, &packed, false, Kernel::detect(20)), &plain(&d, &x, 8, false)) < 1e-5);
     }
 }
-#[cfg(test)]
-mod scratch_timing {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn timing() {
-        let (input, hidden) = (640, 320);
-        let g = 4 * hidden;
-        let w_ih: Vec<f32> = (0..g * input).map(|i| ((i % 97) as f32 - 48.0) * 1e-3).collect();
-        let w_hh: Vec<f32> = (0..g * hidden).map(|i| ((i % 89) as f32 - 44.0) * 1e-3).collect();
-        let b = vec![0.0f32; g];
-        let d = LstmDirection::new(&w_ih, &w_hh, &b, &b, hidden);
-        for lens in [vec![333usize], vec![166; 16]] {
-            let packed = Packed::new(lens.clone());
-            let x: Vec<f32> = (0..packed.rows() * input).map(|i| ((i % 13) as f32 - 6.0) * 0.1).collect();
-            let kernel = Kernel::detect(hidden);
-            let mut gx = vec![0f32; packed.rows() * g];
-            let t = std::time::Instant::now();
-            for _ in 0..10 { matmul_acc(&x, packed.rows(), input, &d.w_ih_t, g, &mut gx); }
-            let proj = t.elapsed().as_secs_f64() / 10.0;
-            let t = std::time::Instant::now();
-            for _ in 0..10 { std::hint::black_box(d.run(&x, &packed, false, kernel)); }
-            let all = t.elapsed().as_secs_f64() / 10.0;
-            let n = lens.len();
-            let mut h = vec![0.1f32; n * hidden]; let mut gates = vec![0f32; n * g]; let mut c = vec![0f32; n*hidden];
-            let t = std::time::Instant::now();
-            for _ in 0..lens[0] { kernel.recurrent(&d.w_hh_t, &h, &mut gates, n, hidden); }
-            let rec = t.elapsed().as_secs_f64();
-            let t = std::time::Instant::now();
-            for _ in 0..lens[0] { kernel.cell(&gates, &mut c, &mut h, n, hidden); }
-            let cell_t = t.elapsed().as_secs_f64();
-            let gflop = 2.0 * (packed.rows() * input * g) as f64 / 1e9;
-            eprintln!("{:?}x{}: proj {:.2} ms ({:.0} GFLOP/s), run {:.2} ms, recurrent {:.2} ms ({:.0} GFLOP/s), cell {:.2} ms", lens[0], n, proj*1e3, gflop/proj, all*1e3, rec*1e3, 2.0*(packed.rows()*hidden*g) as f64/1e9/rec, cell_t*1e3);
-        }
-    }
-}
