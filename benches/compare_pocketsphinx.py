@@ -7,12 +7,13 @@ hark is run through `hark eval` (greedy, then the model's default decoder);
 its RTF covers WAV decoding, features, the network and CTC decoding on one
 stream. PocketSphinx gets the same audio as 16 kHz 16-bit PCM (resampled by
 `hark decode`) and is timed on decoding alone. Both WERs use the same
-normalization (lowercase words, digits spelled out by the manifests).
+normalization (training/hark_train/text.py, which hark's own mirrors).
 """
 import argparse
 import json
 import re
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,22 +22,16 @@ import numpy as np
 from pocketsphinx import Decoder
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "training"))
+from hark_train.text import edit_distance, normalize  # noqa: E402  (the training side's normalization)
+
 HARK = ROOT / "target/release/hark"
 SHARED = ROOT.parent / "shared/data"
 DEFAULT_MANIFESTS = [SHARED / "fsdd/test.jsonl", SHARED / "ljspeech-dev/dev.jsonl", SHARED / "librivox-dev/dev.jsonl"]
 
 
 def words(text: str) -> list[str]:
-    return re.sub(r"[^a-z' ]", " ", text.lower()).split()
-
-
-def edit_distance(a: list[str], b: list[str]) -> int:
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, y in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
-    return row[-1]
+    return normalize(text).split()
 
 
 def hark_eval(model: str, manifest: Path, extra: list[str]) -> tuple[float, float]:

@@ -41,7 +41,7 @@ impl Discounts {
     /// `None` when they cannot give discounts in range.
     fn estimate(count_of_counts: [u64; 4]) -> Option<Self> {
         let t = count_of_counts.map(|c| c as f64);
-        if t[..3].iter().any(|&c| c == 0.0) {
+        if t[..3].contains(&0.0) {
             return None;
         }
         let y = t[0] / (t[0] + 2.0 * t[1]);

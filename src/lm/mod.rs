@@ -154,13 +154,13 @@ impl NgramLm {
         }
         let order = grams.len();
         let mut levels: Vec<Level> = Vec::with_capacity(order);
-        for n in 0..order {
-            grams[n].sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (n, level_grams) in grams.iter_mut().enumerate() {
+            level_grams.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             let has_children = n + 1 < order;
             let level = Level {
-                words: if n == 0 { Vec::new() } else { grams[n].iter().map(|g| g.0[n]).collect() },
-                log10_prob: grams[n].iter().map(|g| g.1).collect(),
-                log10_backoff: if has_children { grams[n].iter().map(|g| g.2).collect() } else { Vec::new() },
+                words: if n == 0 { Vec::new() } else { level_grams.iter().map(|g| g.0[n]).collect() },
+                log10_prob: level_grams.iter().map(|g| g.1).collect(),
+                log10_backoff: if has_children { level_grams.iter().map(|g| g.2).collect() } else { Vec::new() },
                 first_child: Vec::new(),
             };
             levels.push(level);

@@ -67,7 +67,7 @@ impl Kernel {
     /// works in blocks of 64 gates, so it needs `hidden` a multiple of 16).
     pub(super) fn detect(hidden: usize) -> Self {
         #[cfg(target_arch = "x86_64")]
-        if hidden % 16 == 0
+        if hidden.is_multiple_of(16)
             && is_x86_feature_detected!("avx2")
             && is_x86_feature_detected!("fma")
             && is_x86_feature_detected!("f16c")
@@ -266,7 +266,7 @@ mod avx2 {
     /// each weight, loaded and widened once, feeds several FMAs.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn recurrent(w_hh_t: &[f16], h: &[f32], gates: &mut [f32], n: usize, hidden: usize) {
-        assert!(hidden % 16 == 0 && w_hh_t.len() == 4 * hidden * hidden);
+        assert!(hidden.is_multiple_of(16) && w_hh_t.len() == 4 * hidden * hidden);
         assert!(h.len() >= n * hidden && gates.len() >= n * 4 * hidden);
         let mut k = 0;
         while k < n {
