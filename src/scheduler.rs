@@ -42,7 +42,7 @@ pub struct SchedulerConfig {
     #[arg(long, env = "HARK_MAX_WAIT_MS", default_value_t = 5)]
     pub max_wait_ms: u64,
     /// Most seconds of audio queued or running; past it, requests get 503.
-    #[arg(long, env = "HARK_MAX_QUEUE_S", default_value_t = 300.0)]
+    #[arg(long, env = "HARK_MAX_QUEUE_S", default_value_t = 120.0)]
     pub max_queue_s: f64,
     /// Audio longer than this is run in chunks of this many seconds.
     #[arg(long, env = "HARK_CHUNK_S", default_value_t = 10.0)]
@@ -51,7 +51,7 @@ pub struct SchedulerConfig {
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
-        Self { workers: 1, max_batch: 16, max_wait_ms: 5, max_queue_s: 300.0, chunk_s: 10.0 }
+        Self { workers: 1, max_batch: 16, max_wait_ms: 5, max_queue_s: 120.0, chunk_s: 10.0 }
     }
 }
 
