@@ -125,6 +125,10 @@ impl LstmDirection {
         }
     }
 
+    pub(super) fn hidden(&self) -> usize {
+        self.hidden
+    }
+
     /// Runs this direction over `x` (rows × input, packed as `packed`);
     /// returns the hidden states (rows × H) in time order.
     pub(super) fn run(&self, x: &[f32], packed: &Packed, reverse: bool, kernel: Kernel) -> Vec<f32> {

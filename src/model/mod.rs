@@ -219,9 +219,9 @@ impl BiLstmLayer {
             let bwd = self.backward.run(x, packed, true, kernel);
             (fwd.join().expect("LSTM thread panicked"), bwd)
         });
-        let h = fwd.len() / packed.rows().max(1);
+        let h = self.forward.hidden();
         let mut out = Vec::with_capacity(2 * fwd.len());
-        for (f, b) in fwd.chunks_exact(h.max(1)).zip(bwd.chunks_exact(h.max(1))) {
+        for (f, b) in fwd.chunks_exact(h).zip(bwd.chunks_exact(h)) {
             out.extend_from_slice(f);
             out.extend_from_slice(b);
         }
