@@ -78,24 +78,26 @@ impl Kernel {
         Kernel::Portable
     }
 
-    /// `gates[k] += W_hh · h[k]` for the first `n` sequences.
-    fn recurrent(self, w_hh_t: &[f16], h: &[f32], gates: &mut [f32], n: usize, hidden: usize) {
+    /// `gates[rows[k]] += W_hh · h[k]` for each running sequence `k`: the
+    /// gates accumulate in place, in the rows the input projections filled.
+    fn recurrent(self, w_hh_t: &[f16], h: &[f32], gates: &mut [f32], rows: &[usize], hidden: usize) {
         match self {
-            Kernel::Portable => recurrent_portable(w_hh_t, h, gates, n, hidden),
+            Kernel::Portable => recurrent_portable(w_hh_t, h, gates, rows, hidden),
             // SAFETY: `detect` chose this kernel only after checking that the
             // CPU has the features and that `hidden` fits its blocks.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { avx2::recurrent(w_hh_t, h, gates, n, hidden) },
+            Kernel::Avx2 => unsafe { avx2::recurrent(w_hh_t, h, gates, rows, hidden) },
         }
     }
 
-    /// The LSTM cell for the first `n` sequences: gates → new `c` and `h`.
-    fn cell(self, gates: &[f32], c: &mut [f32], h: &mut [f32], n: usize, hidden: usize) {
+    /// The LSTM cell for each running sequence `k`: `gates[rows[k]]` → new
+    /// `c[k]` and `h[k]`.
+    fn cell(self, gates: &[f32], rows: &[usize], c: &mut [f32], h: &mut [f32], hidden: usize) {
         match self {
-            Kernel::Portable => cell(gates, c, h, n, hidden),
+            Kernel::Portable => cell(gates, rows, c, h, hidden),
             // SAFETY: as above; the code is the portable one, compiled for AVX2.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { avx2::cell(gates, c, h, n, hidden) },
+            Kernel::Avx2 => unsafe { avx2::cell(gates, rows, c, h, hidden) },
         }
     }
 }
@@ -144,22 +146,19 @@ impl LstmDirection {
         let batch = packed.lengths.len();
         let mut h = vec![0f32; batch * h_dim];
         let mut c = vec![0f32; batch * h_dim];
-        let mut gates = vec![0f32; batch * g_dim];
         let mut out = vec![0f32; rows * h_dim];
+        // The row of each running sequence at this step.
+        let mut step_rows = Vec::with_capacity(batch);
         let mut running = batch;
         for s in 0..packed.lengths.first().copied().unwrap_or(0) {
             while packed.length(running - 1) <= s {
                 running -= 1;
             }
-            let row = |k: usize| packed.offset(k) + if reverse { packed.length(k) - 1 - s } else { s };
-            for k in 0..running {
-                let r = row(k);
-                gates[k * g_dim..(k + 1) * g_dim].copy_from_slice(&gates_x[r * g_dim..(r + 1) * g_dim]);
-            }
-            kernel.recurrent(&self.w_hh_t, &h, &mut gates, running, h_dim);
-            kernel.cell(&gates, &mut c, &mut h, running, h_dim);
-            for k in 0..running {
-                let r = row(k);
+            step_rows.clear();
+            step_rows.extend((0..running).map(|k| packed.offset(k) + if reverse { packed.length(k) - 1 - s } else { s }));
+            kernel.recurrent(&self.w_hh_t, &h, &mut gates_x, &step_rows, h_dim);
+            kernel.cell(&gates_x, &step_rows, &mut c, &mut h, h_dim);
+            for (k, &r) in step_rows.iter().enumerate() {
                 out[r * h_dim..(r + 1) * h_dim].copy_from_slice(&h[k * h_dim..(k + 1) * h_dim]);
             }
         }
@@ -210,10 +209,10 @@ pub(super) fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     t
 }
 
-fn recurrent_portable(w_hh_t: &[f16], h: &[f32], gates: &mut [f32], n: usize, hidden: usize) {
+fn recurrent_portable(w_hh_t: &[f16], h: &[f32], gates: &mut [f32], rows: &[usize], hidden: usize) {
     let g_dim = 4 * hidden;
-    for k in 0..n {
-        let g = &mut gates[k * g_dim..(k + 1) * g_dim];
+    for (k, &r) in rows.iter().enumerate() {
+        let g = &mut gates[r * g_dim..(r + 1) * g_dim];
         for (j, &hj) in h[k * hidden..(k + 1) * hidden].iter().enumerate() {
             for (gate, w) in g.iter_mut().zip(&w_hh_t[j * g_dim..(j + 1) * g_dim]) {
                 *gate += w.to_f32() * hj;
@@ -245,9 +244,10 @@ fn tanh(x: f32) -> f32 {
 }
 
 #[inline(always)]
-fn cell(gates: &[f32], c: &mut [f32], h: &mut [f32], n: usize, hidden: usize) {
+fn cell(gates: &[f32], rows: &[usize], c: &mut [f32], h: &mut [f32], hidden: usize) {
     let states = c.chunks_exact_mut(hidden).zip(h.chunks_exact_mut(hidden));
-    for (g, (c, h)) in gates.chunks_exact(4 * hidden).zip(states).take(n) {
+    for (&r, (c, h)) in rows.iter().zip(states) {
+        let g = &gates[r * 4 * hidden..(r + 1) * 4 * hidden];
         let (i, rest) = g.split_at(hidden);
         let (f, rest) = rest.split_at(hidden);
         let (g, o) = rest.split_at(hidden);
@@ -266,19 +266,22 @@ mod avx2 {
 
     use half::f16;
 
-    /// `gates[k] += W_hh · h[k]`, up to four sequences at a time so that
-    /// each weight, loaded and widened once, feeds several FMAs.
+    /// `gates[rows[k]] += W_hh · h[k]`, up to six sequences at a time so
+    /// that each weight, loaded and widened once, feeds several FMAs.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn recurrent(w_hh_t: &[f16], h: &[f32], gates: &mut [f32], n: usize, hidden: usize) {
-        assert!(hidden.is_multiple_of(16) && w_hh_t.len() == 4 * hidden * hidden);
-        assert!(h.len() >= n * hidden && gates.len() >= n * 4 * hidden);
+    pub(super) unsafe fn recurrent(w_hh_t: &[f16], h: &[f32], gates: &mut [f32], rows: &[usize], hidden: usize) {
+        let (n, g_dim) = (rows.len(), 4 * hidden);
+        assert!(hidden.is_multiple_of(16) && w_hh_t.len() == g_dim * hidden);
+        assert!(h.len() >= n * hidden && rows.iter().all(|&r| (r + 1) * g_dim <= gates.len()));
         let mut k = 0;
         while k < n {
             k += match n - k {
-                1 => block::<1, 8>(w_hh_t, h, gates, k, hidden),
-                2 => block::<2, 4>(w_hh_t, h, gates, k, hidden),
-                3 => block::<3, 4>(w_hh_t, h, gates, k, hidden),
-                _ => block::<4, 2>(w_hh_t, h, gates, k, hidden),
+                1 => block::<1, 8>(w_hh_t, h, gates, rows, k, hidden),
+                2 => block::<2, 4>(w_hh_t, h, gates, rows, k, hidden),
+                3 => block::<3, 4>(w_hh_t, h, gates, rows, k, hidden),
+                4 => block::<4, 2>(w_hh_t, h, gates, rows, k, hidden),
+                5 => block::<5, 2>(w_hh_t, h, gates, rows, k, hidden),
+                _ => block::<6, 2>(w_hh_t, h, gates, rows, k, hidden),
             };
         }
     }
@@ -287,16 +290,23 @@ mod avx2 {
     /// at most 12 of the 16 vector registers); returns S.
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    unsafe fn block<const S: usize, const R: usize>(w_hh_t: &[f16], h: &[f32], gates: &mut [f32], k0: usize, hidden: usize) -> usize {
+    unsafe fn block<const S: usize, const R: usize>(
+        w_hh_t: &[f16],
+        h: &[f32],
+        gates: &mut [f32],
+        rows: &[usize],
+        k0: usize,
+        hidden: usize,
+    ) -> usize {
         let g_dim = 4 * hidden;
         let w = w_hh_t.as_ptr().cast::<u16>();
         let hp = h.as_ptr().add(k0 * hidden);
-        let gp = gates.as_mut_ptr().add(k0 * g_dim);
+        let gp: [*mut f32; S] = std::array::from_fn(|s| gates.as_mut_ptr().add(rows[k0 + s] * g_dim));
         for r in (0..g_dim).step_by(8 * R) {
             let mut acc = [[_mm256_setzero_ps(); R]; S];
             for (s, acc) in acc.iter_mut().enumerate() {
                 for (i, a) in acc.iter_mut().enumerate() {
-                    *a = _mm256_loadu_ps(gp.add(s * g_dim + r + 8 * i));
+                    *a = _mm256_loadu_ps(gp[s].add(r + 8 * i));
                 }
             }
             for j in 0..hidden {
@@ -314,7 +324,7 @@ mod avx2 {
             }
             for (s, acc) in acc.iter().enumerate() {
                 for (i, a) in acc.iter().enumerate() {
-                    _mm256_storeu_ps(gp.add(s * g_dim + r + 8 * i), *a);
+                    _mm256_storeu_ps(gp[s].add(r + 8 * i), *a);
                 }
             }
         }
@@ -323,8 +333,8 @@ mod avx2 {
 
     /// The portable cell, compiled with AVX2 so that it vectorizes.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn cell(gates: &[f32], c: &mut [f32], h: &mut [f32], n: usize, hidden: usize) {
-        super::cell(gates, c, h, n, hidden)
+    pub(super) unsafe fn cell(gates: &[f32], rows: &[usize], c: &mut [f32], h: &mut [f32], hidden: usize) {
+        super::cell(gates, rows, c, h, hidden)
     }
 }
 
@@ -397,7 +407,8 @@ mod tests {
     fn every_kernel_matches_plain_arithmetic_for_a_batch_of_uneven_lengths() {
         let (input, hidden) = (24, 32);
         let d = direction(input, hidden);
-        let lengths = vec![37, 20, 20, 9, 5, 1];
+        // 9, 8, 7, 5, 4, 2 and 1 running: every block shape (1 to 6 sequences) runs.
+        let lengths = vec![37, 30, 20, 20, 17, 9, 9, 5, 1];
         let packed = Packed::new(lengths.clone());
         let x = values(packed.rows() * input, 7, 1.5);
         let mut kernels = vec![Kernel::Portable];
