@@ -64,15 +64,27 @@ const WORD_SEPARATOR_TOKEN: &str = "|";
 impl Vocabulary {
     /// Parses tokens.txt: one token a line, `<blank>` first, `|` between words.
     pub fn parse(text: &str) -> Result<Self, ModelError> {
-        let tokens: Vec<String> = text.lines().map(str::trim_end).filter(|l| !l.is_empty()).map(String::from).collect();
+        let tokens: Vec<String> = text
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect();
         if tokens.first().map(String::as_str) != Some(BLANK_TOKEN) {
-            return Err(ModelError::Tokens(format!("the first token must be {BLANK_TOKEN}")));
+            return Err(ModelError::Tokens(format!(
+                "the first token must be {BLANK_TOKEN}"
+            )));
         }
         let word_separator = tokens
             .iter()
             .position(|t| t == WORD_SEPARATOR_TOKEN)
-            .ok_or_else(|| ModelError::Tokens(format!("no word separator token '{WORD_SEPARATOR_TOKEN}'")))?;
-        Ok(Self { tokens, word_separator })
+            .ok_or_else(|| {
+                ModelError::Tokens(format!("no word separator token '{WORD_SEPARATOR_TOKEN}'"))
+            })?;
+        Ok(Self {
+            tokens,
+            word_separator,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -107,8 +119,16 @@ pub struct LogProbs {
 
 impl LogProbs {
     pub fn new(data: Vec<f32>, vocab: usize, step_s: f64) -> Self {
-        assert_eq!(data.len() % vocab, 0, "log-probabilities are not a whole number of steps");
-        Self { data, vocab, step_s }
+        assert_eq!(
+            data.len() % vocab,
+            0,
+            "log-probabilities are not a whole number of steps"
+        );
+        Self {
+            data,
+            vocab,
+            step_s,
+        }
     }
 
     pub fn num_steps(&self) -> usize {
@@ -194,7 +214,13 @@ impl ModelFiles<'static> {
         macro_rules! embed {
             ($file:literal) => {
                 std::borrow::Cow::Borrowed(
-                    &include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/", default_model_dir!(), "/", $file))[..],
+                    &include_bytes!(concat!(
+                        env!("CARGO_MANIFEST_DIR"),
+                        "/models/",
+                        default_model_dir!(),
+                        "/",
+                        $file
+                    ))[..],
                 )
             };
         }
@@ -243,7 +269,9 @@ pub struct AcousticModel {
 
 impl std::fmt::Debug for AcousticModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AcousticModel").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("AcousticModel")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -260,9 +288,10 @@ impl AcousticModel {
     }
 
     pub fn load(files: &ModelFiles<'_>) -> Result<Self, ModelError> {
-        let config: ModelConfig =
-            serde_json::from_slice(&files.config_json).map_err(|e| ModelError::Config(e.to_string()))?;
-        let tokens = std::str::from_utf8(&files.tokens_txt).map_err(|e| ModelError::Tokens(e.to_string()))?;
+        let config: ModelConfig = serde_json::from_slice(&files.config_json)
+            .map_err(|e| ModelError::Config(e.to_string()))?;
+        let tokens = std::str::from_utf8(&files.tokens_txt)
+            .map_err(|e| ModelError::Tokens(e.to_string()))?;
         let vocabulary = Vocabulary::parse(tokens)?;
         if vocabulary.len() != config.vocab {
             return Err(ModelError::Config(format!(
@@ -272,7 +301,9 @@ impl AcousticModel {
             )));
         }
         if config.stack == 0 || config.layers == 0 || config.hidden == 0 {
-            return Err(ModelError::Config("stack, layers and hidden must be positive".into()));
+            return Err(ModelError::Config(
+                "stack, layers and hidden must be positive".into(),
+            ));
         }
         let vb = VarBuilder::from_slice_safetensors(&files.safetensors, DType::F32, &Device::Cpu)
             .map_err(|e| ModelError::Safetensors(e.to_string()))?;
@@ -282,7 +313,9 @@ impl AcousticModel {
                 return Err(ModelError::MissingTensor { name: name.into() });
             }
             num_parameters += shape.iter().product::<usize>();
-            vb.get(shape, name).and_then(|t| t.flatten_all()?.to_vec1()).map_err(candle_error(name))
+            vb.get(shape, name)
+                .and_then(|t| t.flatten_all()?.to_vec1())
+                .map_err(candle_error(name))
         };
         let h = config.hidden;
         let mut layers = Vec::with_capacity(config.layers);
@@ -333,7 +366,9 @@ impl AcousticModel {
     /// Runs the network over one utterance. Frames left over after the last
     /// whole stack are dropped, as in training.
     pub fn forward(&self, features: &Features) -> LogProbs {
-        self.forward_batch(&[features]).pop().expect("one output per input")
+        self.forward_batch(&[features])
+            .pop()
+            .expect("one output per input")
     }
 
     /// Runs the network over several utterances at once, one output each,
@@ -346,7 +381,11 @@ impl AcousticModel {
         let steps: Vec<usize> = batch
             .iter()
             .map(|f| {
-                assert_eq!(f.num_bins(), self.config.features.num_bins, "features from another filterbank");
+                assert_eq!(
+                    f.num_bins(),
+                    self.config.features.num_bins,
+                    "features from another filterbank"
+                );
                 f.num_frames() / stack
             })
             .collect();
@@ -366,14 +405,27 @@ impl AcousticModel {
         for _ in 0..packed.rows() {
             logits.extend_from_slice(&self.out_b);
         }
-        lstm::matmul_acc(&x, packed.rows(), 2 * self.config.hidden, &self.out_w_t, vocab, &mut logits);
+        lstm::matmul_acc(
+            &x,
+            packed.rows(),
+            2 * self.config.hidden,
+            &self.out_w_t,
+            vocab,
+            &mut logits,
+        );
         for row in logits.chunks_exact_mut(vocab) {
             log_softmax(row);
         }
-        let mut out: Vec<LogProbs> = (0..batch.len()).map(|_| LogProbs::new(Vec::new(), vocab, step_s)).collect();
+        let mut out: Vec<LogProbs> = (0..batch.len())
+            .map(|_| LogProbs::new(Vec::new(), vocab, step_s))
+            .collect();
         for (k, &i) in order.iter().enumerate() {
             let rows = packed.offset(k)..packed.offset(k) + packed.length(k);
-            out[i] = LogProbs::new(logits[rows.start * vocab..rows.end * vocab].to_vec(), vocab, step_s);
+            out[i] = LogProbs::new(
+                logits[rows.start * vocab..rows.end * vocab].to_vec(),
+                vocab,
+                step_s,
+            );
         }
         out
     }
@@ -394,7 +446,13 @@ mod tests {
     #[test]
     fn vocabulary_requires_blank_first_and_a_separator() {
         assert!(Vocabulary::parse("<blank>\n|\na\n").is_ok());
-        assert!(Vocabulary::parse("|\n<blank>\na\n").unwrap_err().to_string().contains("first token"));
-        assert!(Vocabulary::parse("<blank>\na\n").unwrap_err().to_string().contains("separator"));
+        assert!(Vocabulary::parse("|\n<blank>\na\n")
+            .unwrap_err()
+            .to_string()
+            .contains("first token"));
+        assert!(Vocabulary::parse("<blank>\na\n")
+            .unwrap_err()
+            .to_string()
+            .contains("separator"));
     }
 }

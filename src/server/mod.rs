@@ -10,7 +10,13 @@
 //!
 //! The model loads after the socket is bound: `/healthz` answers at once
 //! and `/readyz` turns 200 when the model is in. `/metrics` is Prometheus'.
+//!
+//! Every request carries an ID (the caller's `x-request-id`, or a new one)
+//! that comes back in the response and tags its log lines. On shutdown the
+//! server stops accepting and lets in-flight requests finish, for at most
+//! the drain timeout.
 
+mod connections;
 mod error;
 mod openai;
 mod upload;
@@ -20,13 +26,14 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 use crate::metrics::Metrics;
 use crate::recognizer::{DecodeOptions, Recognizer};
@@ -44,7 +51,24 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// A transcription not finished in this time is abandoned with 503.
     pub request_timeout: Duration,
+    /// After the shutdown signal, in-flight requests get this long to finish.
+    pub drain_timeout: Duration,
+    /// Connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
     pub scheduler: SchedulerConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            api_key: None,
+            max_body_bytes: 25 * 1024 * 1024,
+            request_timeout: Duration::from_secs(120),
+            drain_timeout: Duration::from_secs(25),
+            max_connections: 1024,
+            scheduler: SchedulerConfig::default(),
+        }
+    }
 }
 
 /// The loaded model and the scheduler in front of it.
@@ -84,7 +108,11 @@ impl Server {
         let listener = TcpListener::bind(addr).await?;
         Ok(Self {
             listener,
-            state: Arc::new(AppState { config, metrics: Arc::new(Metrics::new()), ready: OnceLock::new() }),
+            state: Arc::new(AppState {
+                config,
+                metrics: Arc::new(Metrics::new()),
+                ready: OnceLock::new(),
+            }),
         })
     }
 
@@ -97,9 +125,45 @@ impl Server {
         Readiness(self.state.clone())
     }
 
-    /// Serves until `shutdown` completes, then finishes in-flight requests.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        axum::serve(self.listener, router(self.state)).with_graceful_shutdown(shutdown).await
+    /// Serves until `shutdown` completes, then stops accepting and returns
+    /// once the requests in flight are answered, or when the drain timeout
+    /// runs out, whichever is first.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (config, metrics) = (&self.state.config, self.state.metrics.clone());
+        let (drain_timeout, in_flight) = (config.drain_timeout, metrics.requests_in_flight.clone());
+        let listener = connections::LimitedListener::new(
+            self.listener,
+            config.max_connections,
+            metrics.connections.clone(),
+        );
+        let (draining, drain_started) = tokio::sync::oneshot::channel();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!(
+                in_flight = in_flight.get(),
+                drain_timeout_s = drain_timeout.as_secs_f64(),
+                "shutting down: no new connections; finishing the requests in flight"
+            );
+            let _ = draining.send(());
+        };
+        let serving =
+            axum::serve(listener, router(self.state.clone())).with_graceful_shutdown(signal);
+        let deadline = async {
+            match drain_started.await {
+                Ok(()) => tokio::time::sleep(drain_timeout).await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = serving => result,
+            () = deadline => {
+                tracing::warn!(unfinished = metrics.requests_in_flight.get(), "drain timeout: exiting with requests unfinished");
+                Ok(())
+            }
+        }
     }
 }
 
@@ -111,8 +175,15 @@ impl Readiness {
     /// Starts the inference workers on this model and opens the API.
     pub fn set(&self, recognizer: Arc<Recognizer>) {
         let state = &self.0;
-        let scheduler = Scheduler::new(recognizer.shared_model(), state.config.scheduler.clone(), state.metrics.clone());
-        let _ = state.ready.set(Ready { recognizer, scheduler });
+        let scheduler = Scheduler::new(
+            recognizer.shared_model(),
+            state.config.scheduler.clone(),
+            state.metrics.clone(),
+        );
+        let _ = state.ready.set(Ready {
+            recognizer,
+            scheduler,
+        });
     }
 }
 
@@ -122,33 +193,104 @@ fn router(state: SharedState) -> Router {
         .route("/v1/audio/transcriptions", post(openai::transcriptions))
         .route("/v1/models", get(models))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(middleware::from_fn_with_state(state.clone(), require_api_key));
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_api_key,
+        ));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(api)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
-        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
-/// Counts every request by route and status, and times it.
-async fn count_requests(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The caller's request ID when it is one a log line can carry: 1 to 128
+/// visible ASCII characters.
+fn caller_request_id(value: &HeaderValue) -> Option<String> {
+    let id = value.to_str().ok()?;
+    (!id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| id.to_string())
+}
+
+/// Counts a request in flight until dropped, however the request ends.
+struct InFlight(prometheus::IntGauge);
+
+impl InFlight {
+    fn start(gauge: &prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Gives every request its ID, runs it inside a tracing span that carries
+/// the ID, logs its outcome, counts it by route and status, and times it.
+async fn observe(State(state): State<SharedState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_string();
-    let response = next.run(request).await;
+    let id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(caller_request_id)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_string();
+    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), route = %route);
+    let in_flight = InFlight::start(&state.metrics.requests_in_flight);
+    let mut response = next.run(request).instrument(span.clone()).await;
+    drop(in_flight);
+    let (status, elapsed_s) = (response.status(), started.elapsed().as_secs_f64());
     let metrics = &state.metrics;
-    metrics.requests.with_label_values(&[route.as_str(), response.status().as_str()]).inc();
-    metrics.request_seconds.with_label_values(&[route.as_str()]).observe(started.elapsed().as_secs_f64());
+    metrics
+        .requests
+        .with_label_values(&[route.as_str(), status.as_str()])
+        .inc();
+    metrics
+        .request_seconds
+        .with_label_values(&[route.as_str()])
+        .observe(elapsed_s);
+    span.in_scope(|| {
+        let ms = (elapsed_s * 1000.0).round() as u64;
+        // Probes and scrapes come every few seconds: only worth a line when debugging.
+        if matches!(route.as_str(), "/healthz" | "/readyz" | "/metrics") {
+            tracing::debug!(status = status.as_u16(), ms, "answered");
+        } else if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), ms, "answered");
+        } else {
+            tracing::info!(status = status.as_u16(), ms, "answered");
+        }
+    });
+    response.headers_mut().insert(
+        REQUEST_ID.clone(),
+        HeaderValue::from_str(&id).expect("request IDs are visible ASCII"),
+    );
     response
 }
 
 async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
 }
 
-async fn require_api_key(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+async fn require_api_key(
+    State(state): State<SharedState>,
+    request: Request,
+    next: Next,
+) -> Response {
     if let Some(key) = &state.config.api_key {
         let presented = request
             .headers()
@@ -169,7 +311,9 @@ async fn require_api_key(State(state): State<SharedState>, request: Request, nex
 
 async fn readyz(State(state): State<SharedState>) -> Result<Json<serde_json::Value>, ApiError> {
     let recognizer = state.recognizer()?;
-    Ok(Json(json!({"status": "ready", "model": recognizer.model().config().name})))
+    Ok(Json(
+        json!({"status": "ready", "model": recognizer.model().config().name}),
+    ))
 }
 
 async fn models(State(state): State<SharedState>) -> Result<Json<serde_json::Value>, ApiError> {
@@ -191,7 +335,8 @@ async fn models(State(state): State<SharedState>) -> Result<Json<serde_json::Val
 /// Decoding options from a URL-encoded string (a query string, or form
 /// fields encoded as one), typed by the same rules everywhere.
 fn decode_options(encoded: &str) -> Result<DecodeOptions, ApiError> {
-    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(encoded.as_bytes()));
+    let deserializer =
+        serde_urlencoded::Deserializer::new(form_urlencoded::parse(encoded.as_bytes()));
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let message = match e.path().to_string().as_str() {
             "." => e.inner().to_string(),
@@ -210,7 +355,10 @@ async fn recognize(
     options: &DecodeOptions,
 ) -> Result<(Transcript, Arc<Recognizer>), ApiError> {
     let started = Instant::now();
-    let Ready { recognizer, scheduler } = state.ready()?;
+    let Ready {
+        recognizer,
+        scheduler,
+    } = state.ready()?;
     let decoder = recognizer.decoder(options)?;
     let work = async {
         // Refused from the WAV header, before any decoding, when full.
@@ -226,23 +374,37 @@ async fn recognize(
         blocking(move || worker.decode(&log_probs, duration_s, decoder.as_ref())).await
     };
     let timeout = state.config.request_timeout;
-    let transcript = tokio::time::timeout(timeout, work).await.map_err(|_| ApiError::timed_out(timeout))??;
+    let transcript = tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| ApiError::timed_out(timeout))??;
     state.metrics.audio_seconds.inc_by(transcript.duration_s);
     if transcript.duration_s > 0.0 {
-        state.metrics.real_time_factor.observe(started.elapsed().as_secs_f64() / transcript.duration_s);
+        state
+            .metrics
+            .real_time_factor
+            .observe(started.elapsed().as_secs_f64() / transcript.duration_s);
     }
     Ok((transcript, recognizer.clone()))
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "inference_failed", e.to_string()))
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "inference_failed",
+            e.to_string(),
+        )
+    })
 }
 
 /// `POST /v1/transcribe`: the WAV as the raw body or as multipart field
 /// `file`; decoding options in the query string.
-async fn transcribe(State(state): State<SharedState>, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
+async fn transcribe(
+    State(state): State<SharedState>,
+    request: Request,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let options = decode_options(request.uri().query().unwrap_or_default())?;
     state.ready()?.scheduler.check_capacity()?;
     let upload = upload::read(request, true, state.config.max_body_bytes).await?;

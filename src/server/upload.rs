@@ -20,7 +20,10 @@ pub struct Upload {
 impl Upload {
     /// The last value of a field, as forms usually mean it.
     pub fn field(&self, name: &str) -> Option<&str> {
-        self.fields.get(name).and_then(|v| v.last()).map(String::as_str)
+        self.fields
+            .get(name)
+            .and_then(|v| v.last())
+            .map(String::as_str)
     }
 }
 
@@ -34,7 +37,11 @@ fn is_multipart(request: &Request) -> bool {
 
 /// Reads the request: multipart with a `file` field, or (when `allow_raw`)
 /// the body itself as the audio.
-pub async fn read(request: Request, allow_raw: bool, limit_bytes: usize) -> Result<Upload, ApiError> {
+pub async fn read(
+    request: Request,
+    allow_raw: bool,
+    limit_bytes: usize,
+) -> Result<Upload, ApiError> {
     if !is_multipart(&request) {
         if !allow_raw {
             return Err(ApiError::bad_request(
@@ -49,7 +56,10 @@ pub async fn read(request: Request, allow_raw: bool, limit_bytes: usize) -> Resu
                 ApiError::bad_request("unreadable_body", e.body_text())
             }
         })?;
-        return Ok(Upload { audio, fields: HashMap::new() });
+        return Ok(Upload {
+            audio,
+            fields: HashMap::new(),
+        });
     }
     let multipart_error = |e: axum::extract::multipart::MultipartError| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
@@ -74,7 +84,10 @@ pub async fn read(request: Request, allow_raw: bool, limit_bytes: usize) -> Resu
         }
     }
     if !found_file {
-        return Err(ApiError::bad_request("missing_file", "the multipart form has no 'file' field holding the audio"));
+        return Err(ApiError::bad_request(
+            "missing_file",
+            "the multipart form has no 'file' field holding the audio",
+        ));
     }
     Ok(upload)
 }

@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub fn repo() -> PathBuf {
@@ -15,7 +16,11 @@ pub fn repo() -> PathBuf {
 /// The read-only shared data sets, beside the checkout (`../shared/data`).
 pub fn shared_data() -> PathBuf {
     let dir = repo().join("../shared/data");
-    assert!(dir.is_dir(), "the shared data sets are expected at {}", dir.display());
+    assert!(
+        dir.is_dir(),
+        "the shared data sets are expected at {}",
+        dir.display()
+    );
     dir
 }
 
@@ -29,21 +34,31 @@ pub fn test_audio(name: &str) -> PathBuf {
 
 /// All tensors of a safetensors file, as f32 with their shapes.
 pub fn read_tensors(path: &std::path::Path) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
-    let tensors = candle_core::safetensors::load(path, &candle_core::Device::Cpu).expect("readable safetensors");
+    let tensors = candle_core::safetensors::load(path, &candle_core::Device::Cpu)
+        .expect("readable safetensors");
     tensors
         .into_iter()
         .map(|(name, t)| {
             let shape = t.dims().to_vec();
-            let data = t.to_dtype(candle_core::DType::F32).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            let data = t
+                .to_dtype(candle_core::DType::F32)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
             (name, (shape, data))
         })
         .collect()
 }
 
 /// A `hark serve` process on an ephemeral loopback port, killed on drop.
+/// Its log lines (stderr) are kept for the test and echoed to the test's
+/// own stderr, which the harness shows when a test fails.
 pub struct HarkServer {
     child: Child,
     pub base_url: String,
+    logs: Arc<Mutex<Vec<String>>>,
 }
 
 impl HarkServer {
@@ -57,18 +72,49 @@ impl HarkServer {
     /// The same with another model directory.
     pub fn start_with_model(model: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_hark"));
-        command.arg("serve").arg("--addr").arg("127.0.0.1:0").arg("--model").arg(model).args(args);
-        command.env_remove("HARK_API_KEY").env_remove("HARK_MODEL").env("HARK_LOG", "warn");
+        command
+            .arg("serve")
+            .arg("--addr")
+            .arg("127.0.0.1:0")
+            .arg("--model")
+            .arg(model)
+            .args(args);
+        command
+            .env_remove("HARK_API_KEY")
+            .env_remove("HARK_MODEL")
+            .env_remove("HARK_LOG_FORMAT")
+            .env("HARK_LOG", "warn");
         for (k, v) in env {
             command.env(k, v);
         }
-        let mut child = command.stdout(Stdio::piped()).spawn().expect("hark starts");
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("hark starts");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (stderr, kept) = (child.stderr.take().unwrap(), logs.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                kept.lock().unwrap().push(line);
+            }
+        });
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("hark prints its address");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("hark prints its address");
         let base_url = line.trim().rsplit(' ').next().expect("address").to_string();
-        assert!(base_url.starts_with("http://127.0.0.1:"), "unexpected first line: {line}");
-        let server = Self { child, base_url };
+        assert!(
+            base_url.starts_with("http://127.0.0.1:"),
+            "unexpected first line: {line}"
+        );
+        let server = Self {
+            child,
+            base_url,
+            logs,
+        };
         server.wait_ready();
         server
     }
@@ -89,6 +135,54 @@ impl HarkServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
+    }
+
+    /// `host:port` of the server.
+    pub fn addr(&self) -> String {
+        self.base_url.trim_start_matches("http://").to_string()
+    }
+
+    /// The log lines written so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Waits up to `timeout` for a log line containing `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(line) = self.logs().into_iter().find(|l| l.contains(needle)) {
+                return Some(line);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// Sends SIGTERM, as `docker stop` and Kubernetes do.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self
+                .child
+                .try_wait()
+                .expect("the process can be waited for")
+            {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
     }
 }
 

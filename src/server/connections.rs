@@ -1,0 +1,117 @@
+//! A bound on open connections.
+//!
+//! Each connection holds memory and a share of the blocking pool; past the
+//! bound a new connection is not accepted, so it waits in the kernel's
+//! listen backlog until one closes (what nginx's `worker_connections` does),
+//! rather than every connection being accepted and slowing all of them.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::serve::Listener;
+use prometheus::IntGauge;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// A TCP listener that accepts only while fewer than `limit` of its
+/// connections are open.
+pub(super) struct LimitedListener {
+    inner: TcpListener,
+    permits: Arc<Semaphore>,
+    open: IntGauge,
+}
+
+impl LimitedListener {
+    pub(super) fn new(inner: TcpListener, limit: usize, open: IntGauge) -> Self {
+        Self {
+            inner,
+            permits: Arc::new(Semaphore::new(limit.max(1))),
+            open,
+        }
+    }
+}
+
+impl Listener for LimitedListener {
+    type Io = LimitedStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let (stream, addr) = Listener::accept(&mut self.inner).await;
+        self.open.inc();
+        (
+            LimitedStream {
+                stream,
+                _permit: permit,
+                open: self.open.clone(),
+            },
+            addr,
+        )
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A connection that gives its place back when it closes.
+pub(super) struct LimitedStream {
+    stream: TcpStream,
+    _permit: OwnedSemaphorePermit,
+    open: IntGauge,
+}
+
+impl Drop for LimitedStream {
+    fn drop(&mut self) {
+        self.open.dec();
+    }
+}
+
+impl AsyncRead for LimitedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for LimitedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
