@@ -18,20 +18,14 @@ use hark::recognizer::{DecodeOptions, DecoderKind, Recognizer};
 /// 10 s of a 22.05 kHz 16-bit WAV: a tone sweep under noise.
 fn ten_seconds_wav() -> Vec<u8> {
     let rate = 22_050u32;
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
+    let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut cursor = std::io::Cursor::new(Vec::new());
     let mut writer = hound::WavWriter::new(&mut cursor, spec).unwrap();
     let mut noise = 1u32;
     for i in 0..rate * 10 {
         let t = f64::from(i) / f64::from(rate);
         noise = noise.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        let s = 0.3 * (2.0 * std::f64::consts::PI * (200.0 + 100.0 * t) * t).sin()
-            + 0.01 * (f64::from(noise >> 16) / 65536.0 - 0.5);
+        let s = 0.3 * (2.0 * std::f64::consts::PI * (200.0 + 100.0 * t) * t).sin() + 0.01 * (f64::from(noise >> 16) / 65536.0 - 0.5);
         writer.write_sample((s * 32767.0) as i16).unwrap();
     }
     writer.finalize().unwrap();
@@ -49,60 +43,29 @@ fn pipeline(c: &mut Criterion) {
     let model = AcousticModel::load(&files).unwrap();
     let reference = ReferenceModel::load(&files).unwrap();
     let log_probs = model.forward(&features);
-    let five_seconds = hark::features::Features::new(
-        features.data()[..features.data().len() / 2].to_vec(),
-        features.num_bins(),
-    );
+    let five_seconds = hark::features::Features::new(features.data()[..features.data().len() / 2].to_vec(), features.num_bins());
     let batch = vec![&five_seconds; 16];
 
-    c.bench_function("decode_wav 10 s 22.05 kHz", |b| {
-        b.iter(|| decode_wav(&wav, &limits).unwrap())
-    });
+    c.bench_function("decode_wav 10 s 22.05 kHz", |b| b.iter(|| decode_wav(&wav, &limits).unwrap()));
     c.bench_function("fbank 10 s", |b| b.iter(|| fbank.compute(&waveform)));
-    c.bench_function("bilstm 3x320 10 s, fused", |b| {
-        b.iter(|| model.forward(&features))
-    });
-    c.bench_function("bilstm 3x320 10 s, candle-nn reference", |b| {
-        b.iter(|| reference.forward(&features).unwrap())
-    });
-    c.bench_function("bilstm 3x320 batch of 16 x 5 s, fused", |b| {
-        b.iter(|| model.forward_batch(&batch))
-    });
-    c.bench_function("ctc greedy 10 s", |b| {
-        b.iter(|| GreedyDecoder.decode(&log_probs, model.vocabulary()))
-    });
+    c.bench_function("bilstm 3x320 10 s, fused", |b| b.iter(|| model.forward(&features)));
+    c.bench_function("bilstm 3x320 10 s, candle-nn reference", |b| b.iter(|| reference.forward(&features).unwrap()));
+    c.bench_function("bilstm 3x320 batch of 16 x 5 s, fused", |b| b.iter(|| model.forward_batch(&batch)));
+    c.bench_function("ctc greedy 10 s", |b| b.iter(|| GreedyDecoder.decode(&log_probs, model.vocabulary())));
 
     let english = Recognizer::load(Some(&root.join("models/hark-en")), limits, None).unwrap();
     let speech = std::fs::read(root.join("../shared/data/ljspeech-dev/LJ001-0001.wav")).unwrap();
-    let speech_log_probs = english
-        .log_probs(&decode_wav(&speech, &limits).unwrap())
-        .unwrap();
+    let speech_log_probs = english.log_probs(&decode_wav(&speech, &limits).unwrap()).unwrap();
     for (name, options) in [
-        (
-            "ctc beam 64 + 3-gram LM, 9.7 s speech",
-            DecodeOptions::default(),
-        ),
+        ("ctc beam 64 + 3-gram LM, 9.7 s speech", DecodeOptions::default()),
         (
             "ctc beam 64 no LM, 9.7 s speech",
-            DecodeOptions {
-                lm_weight: Some(0.0),
-                word_bonus: Some(0.0),
-                oov_penalty: Some(0.0),
-                ..Default::default()
-            },
+            DecodeOptions { lm_weight: Some(0.0), word_bonus: Some(0.0), oov_penalty: Some(0.0), ..Default::default() },
         ),
-        (
-            "ctc greedy, 9.7 s speech",
-            DecodeOptions {
-                decoder: Some(DecoderKind::Greedy),
-                ..Default::default()
-            },
-        ),
+        ("ctc greedy, 9.7 s speech", DecodeOptions { decoder: Some(DecoderKind::Greedy), ..Default::default() }),
     ] {
         let decoder = english.decoder(&options).unwrap();
-        c.bench_function(name, |b| {
-            b.iter(|| decoder.decode(&speech_log_probs, english.model().vocabulary()))
-        });
+        c.bench_function(name, |b| b.iter(|| decoder.decode(&speech_log_probs, english.model().vocabulary())));
     }
 }
 

@@ -53,9 +53,7 @@ pub struct AudioLimits {
 
 impl Default for AudioLimits {
     fn default() -> Self {
-        Self {
-            max_duration_s: 600.0,
-        }
+        Self { max_duration_s: 600.0 }
     }
 }
 
@@ -65,11 +63,7 @@ pub enum AudioError {
     #[error("not a WAV file: {detected}; send RIFF/WAVE audio")]
     NotWav { detected: String },
     #[error("truncated WAV: the header declares {declared} bytes of the '{chunk}' chunk but only {available} follow")]
-    Truncated {
-        chunk: String,
-        declared: u64,
-        available: u64,
-    },
+    Truncated { chunk: String, declared: u64, available: u64 },
     #[error("malformed WAV: {0}")]
     Malformed(String),
     #[error("unsupported codec in WAV: {name} (format tag 0x{tag:04x}); send PCM, IEEE float, μ-law or A-law")]
@@ -130,8 +124,7 @@ fn sniff(bytes: &[u8]) -> String {
         return "the bytes look like MP4/M4A audio".into();
     }
     if bytes.starts_with(b"RIFF") {
-        let form =
-            String::from_utf8_lossy(&bytes[8.min(bytes.len())..12.min(bytes.len())]).into_owned();
+        let form = String::from_utf8_lossy(&bytes[8.min(bytes.len())..12.min(bytes.len())]).into_owned();
         return format!("a RIFF file of form '{form}', not 'WAVE'");
     }
     "no RIFF/WAVE header".into()
@@ -150,16 +143,13 @@ struct WavFormat {
 /// returns the format with the byte range of the `data` chunk.
 fn parse_chunks(bytes: &[u8]) -> Result<(WavFormat, std::ops::Range<usize>), AudioError> {
     if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
-        return Err(AudioError::NotWav {
-            detected: sniff(bytes),
-        });
+        return Err(AudioError::NotWav { detected: sniff(bytes) });
     }
     let mut format = None;
     let mut offset = 12usize;
     while offset + 8 <= bytes.len() {
         let id = &bytes[offset..offset + 4];
-        let size =
-            u32::from_le_bytes(bytes[offset + 4..offset + 8].try_into().expect("4 bytes")) as usize;
+        let size = u32::from_le_bytes(bytes[offset + 4..offset + 8].try_into().expect("4 bytes")) as usize;
         let body = offset + 8;
         let available = bytes.len() - body;
         if size > available {
@@ -172,9 +162,7 @@ fn parse_chunks(bytes: &[u8]) -> Result<(WavFormat, std::ops::Range<usize>), Aud
         match id {
             b"fmt " => format = Some(parse_fmt(&bytes[body..body + size])?),
             b"data" => {
-                let format = format.ok_or_else(|| {
-                    AudioError::Malformed("the 'data' chunk comes before any 'fmt ' chunk".into())
-                })?;
+                let format = format.ok_or_else(|| AudioError::Malformed("the 'data' chunk comes before any 'fmt ' chunk".into()))?;
                 return Ok((format, body..body + size));
             }
             _ => {}
@@ -190,18 +178,13 @@ fn parse_chunks(bytes: &[u8]) -> Result<(WavFormat, std::ops::Range<usize>), Aud
 
 fn parse_fmt(chunk: &[u8]) -> Result<WavFormat, AudioError> {
     if chunk.len() < 16 {
-        return Err(AudioError::Malformed(format!(
-            "the 'fmt ' chunk is {} bytes, at least 16 are needed",
-            chunk.len()
-        )));
+        return Err(AudioError::Malformed(format!("the 'fmt ' chunk is {} bytes, at least 16 are needed", chunk.len())));
     }
     let u16_at = |i: usize| u16::from_le_bytes([chunk[i], chunk[i + 1]]);
     let mut tag = u16_at(0);
     if tag == WAVE_FORMAT_EXTENSIBLE {
         if chunk.len() < 40 {
-            return Err(AudioError::Malformed(
-                "WAVE_FORMAT_EXTENSIBLE 'fmt ' chunk is shorter than 40 bytes".into(),
-            ));
+            return Err(AudioError::Malformed("WAVE_FORMAT_EXTENSIBLE 'fmt ' chunk is shorter than 40 bytes".into()));
         }
         // The sub-format GUID starts with the plain format tag.
         tag = u16_at(24);
@@ -227,38 +210,23 @@ fn bytes_per_frame(format: &WavFormat) -> usize {
 }
 
 /// The format and data range of a WAV file hark can decode within `limits`.
-fn check_header(
-    bytes: &[u8],
-    limits: &AudioLimits,
-) -> Result<(WavFormat, std::ops::Range<usize>), AudioError> {
+fn check_header(bytes: &[u8], limits: &AudioLimits) -> Result<(WavFormat, std::ops::Range<usize>), AudioError> {
     let (format, data) = parse_chunks(bytes)?;
     match format.tag {
         WAVE_FORMAT_PCM | WAVE_FORMAT_IEEE_FLOAT | WAVE_FORMAT_ALAW | WAVE_FORMAT_MULAW => {}
-        tag => {
-            return Err(AudioError::UnsupportedCodec {
-                tag,
-                name: codec_name(tag),
-            })
-        }
+        tag => return Err(AudioError::UnsupportedCodec { tag, name: codec_name(tag) }),
     }
     if format.channels == 0 {
-        return Err(AudioError::Malformed(
-            "the 'fmt ' chunk declares 0 channels".into(),
-        ));
+        return Err(AudioError::Malformed("the 'fmt ' chunk declares 0 channels".into()));
     }
     if !(MIN_INPUT_RATE_HZ..=MAX_INPUT_RATE_HZ).contains(&format.rate_hz) {
-        return Err(AudioError::UnsupportedSampleRate {
-            rate_hz: format.rate_hz,
-        });
+        return Err(AudioError::UnsupportedSampleRate { rate_hz: format.rate_hz });
     }
     // Refuse long audio from the header, before spending time decoding it.
     let frames = data.len() / bytes_per_frame(&format);
     let duration_s = frames as f64 / f64::from(format.rate_hz);
     if duration_s > limits.max_duration_s {
-        return Err(AudioError::TooLong {
-            duration_s,
-            max_s: limits.max_duration_s,
-        });
+        return Err(AudioError::TooLong { duration_s, max_s: limits.max_duration_s });
     }
     if frames == 0 {
         return Err(AudioError::NoSamples);
@@ -288,17 +256,10 @@ fn read_with_hound(bytes: &[u8]) -> Result<Vec<f32>, AudioError> {
     let mut reader = hound::WavReader::new(Cursor::new(bytes)).map_err(hound_error)?;
     let spec = reader.spec();
     match spec.sample_format {
-        hound::SampleFormat::Float => reader
-            .samples::<f32>()
-            .collect::<Result<_, _>>()
-            .map_err(hound_error),
+        hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>().map_err(hound_error),
         hound::SampleFormat::Int => {
             let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
-            reader
-                .samples::<i32>()
-                .map(|s| s.map(|s| s as f32 * scale))
-                .collect::<Result<_, _>>()
-                .map_err(hound_error)
+            reader.samples::<i32>().map(|s| s.map(|s| s as f32 * scale)).collect::<Result<_, _>>().map_err(hound_error)
         }
     }
 }
@@ -308,31 +269,18 @@ fn mix_to_mono(interleaved: &[f32], channels: usize) -> Vec<f32> {
         return interleaved.to_vec();
     }
     let scale = 1.0 / channels as f32;
-    interleaved
-        .chunks_exact(channels)
-        .map(|frame| frame.iter().sum::<f32>() * scale)
-        .collect()
+    interleaved.chunks_exact(channels).map(|frame| frame.iter().sum::<f32>() * scale).collect()
 }
 
 fn resample(samples: Vec<f32>, rate_hz: u32) -> Result<Vec<f32>, AudioError> {
     if rate_hz == SAMPLE_RATE_HZ {
         return Ok(samples);
     }
-    let resample_error =
-        |e: &dyn std::fmt::Display| AudioError::Malformed(format!("resampling failed: {e}"));
-    let mut resampler = Fft::<f32>::new(
-        rate_hz as usize,
-        SAMPLE_RATE_HZ as usize,
-        1024,
-        1,
-        FixedSync::Input,
-    )
-    .map_err(|e| resample_error(&e))?;
-    let input =
-        InterleavedSlice::new(&samples[..], 1, samples.len()).map_err(|e| resample_error(&e))?;
-    let output = resampler
-        .process_all(&input, samples.len(), None)
-        .map_err(|e| resample_error(&e))?;
+    let resample_error = |e: &dyn std::fmt::Display| AudioError::Malformed(format!("resampling failed: {e}"));
+    let mut resampler =
+        Fft::<f32>::new(rate_hz as usize, SAMPLE_RATE_HZ as usize, 1024, 1, FixedSync::Input).map_err(|e| resample_error(&e))?;
+    let input = InterleavedSlice::new(&samples[..], 1, samples.len()).map_err(|e| resample_error(&e))?;
+    let output = resampler.process_all(&input, samples.len(), None).map_err(|e| resample_error(&e))?;
     Ok(output.take_data())
 }
 
@@ -388,10 +336,7 @@ mod tests {
         out
     }
 
-    fn hound_wav(
-        spec: hound::WavSpec,
-        write: impl FnOnce(&mut hound::WavWriter<&mut Cursor<Vec<u8>>>),
-    ) -> Vec<u8> {
+    fn hound_wav(spec: hound::WavSpec, write: impl FnOnce(&mut hound::WavWriter<&mut Cursor<Vec<u8>>>)) -> Vec<u8> {
         let mut cursor = Cursor::new(Vec::new());
         let mut writer = hound::WavWriter::new(&mut cursor, spec).expect("writer");
         write(&mut writer);
@@ -401,21 +346,12 @@ mod tests {
 
     fn sine(rate_hz: u32, seconds: f64, freq_hz: f64) -> Vec<f64> {
         let n = (f64::from(rate_hz) * seconds) as usize;
-        (0..n)
-            .map(|i| {
-                0.5 * (2.0 * std::f64::consts::PI * freq_hz * i as f64 / f64::from(rate_hz)).sin()
-            })
-            .collect()
+        (0..n).map(|i| 0.5 * (2.0 * std::f64::consts::PI * freq_hz * i as f64 / f64::from(rate_hz)).sin()).collect()
     }
 
     #[test]
     fn pcm16_stereo_is_mixed_to_mono() {
-        let spec = hound::WavSpec {
-            channels: 2,
-            sample_rate: 16_000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
+        let spec = hound::WavSpec { channels: 2, sample_rate: 16_000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
         let bytes = hound_wav(spec, |w| {
             for _ in 0..1600 {
                 w.write_sample(16384i16).unwrap();
@@ -431,21 +367,14 @@ mod tests {
     fn every_integer_width_and_float_decode_to_the_same_signal() {
         let signal = sine(16_000, 0.1, 440.0);
         let decode = |bits: u16, format: hound::SampleFormat| {
-            let spec = hound::WavSpec {
-                channels: 1,
-                sample_rate: 16_000,
-                bits_per_sample: bits,
-                sample_format: format,
-            };
+            let spec = hound::WavSpec { channels: 1, sample_rate: 16_000, bits_per_sample: bits, sample_format: format };
             let bytes = hound_wav(spec, |w| {
                 for &s in &signal {
                     match (format, bits) {
                         (hound::SampleFormat::Float, _) => w.write_sample(s as f32).unwrap(),
                         (_, 8) => w.write_sample((s * 127.0).round() as i8).unwrap(),
                         (_, 16) => w.write_sample((s * 32767.0).round() as i16).unwrap(),
-                        (_, b) => w
-                            .write_sample((s * ((1i64 << (b - 1)) - 1) as f64).round() as i32)
-                            .unwrap(),
+                        (_, b) => w.write_sample((s * ((1i64 << (b - 1)) - 1) as f64).round() as i32).unwrap(),
                     }
                 }
             });
@@ -461,10 +390,7 @@ mod tests {
             let wave = decode(bits, format);
             assert_eq!(wave.samples().len(), signal.len());
             for (got, want) in wave.samples().iter().zip(&signal) {
-                assert!(
-                    (f64::from(*got) - want).abs() <= tolerance,
-                    "{bits}-bit {format:?}: {got} vs {want}"
-                );
+                assert!((f64::from(*got) - want).abs() <= tolerance, "{bits}-bit {format:?}: {got} vs {want}");
             }
         }
     }
@@ -478,9 +404,7 @@ mod tests {
         ext.extend_from_slice(&22u16.to_le_bytes());
         ext.extend_from_slice(&16u16.to_le_bytes());
         ext.extend_from_slice(&4u32.to_le_bytes());
-        ext.extend_from_slice(&[
-            1, 0, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xAA, 0, 0x38, 0x9B, 0x71,
-        ]);
+        ext.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xAA, 0, 0x38, 0x9B, 0x71]);
         bytes.splice(36..36, ext);
         bytes[16..20].copy_from_slice(&40u32.to_le_bytes());
         let riff_size = (bytes.len() - 8) as u32;
@@ -506,56 +430,24 @@ mod tests {
     #[test]
     fn mulaw_and_alaw_wavs_decode_at_8k_and_resample() {
         for tag in [WAVE_FORMAT_MULAW, WAVE_FORMAT_ALAW] {
-            let data: Vec<u8> = (0..8000)
-                .map(|i| {
-                    if tag == WAVE_FORMAT_MULAW {
-                        0x80 + (i % 2) as u8
-                    } else {
-                        0xAA
-                    }
-                })
-                .collect();
-            let wave =
-                decode_wav(&wav_bytes(tag, 1, 8000, 8, &data), &AudioLimits::default()).unwrap();
-            assert!(
-                (wave.duration_s() - 1.0).abs() < 0.01,
-                "tag {tag}: {} s",
-                wave.duration_s()
-            );
+            let data: Vec<u8> = (0..8000).map(|i| if tag == WAVE_FORMAT_MULAW { 0x80 + (i % 2) as u8 } else { 0xAA }).collect();
+            let wave = decode_wav(&wav_bytes(tag, 1, 8000, 8, &data), &AudioLimits::default()).unwrap();
+            assert!((wave.duration_s() - 1.0).abs() < 0.01, "tag {tag}: {} s", wave.duration_s());
         }
     }
 
     #[test]
     fn resampling_keeps_duration_and_pitch() {
         for rate in [8_000u32, 11_025, 22_050, 44_100, 48_000] {
-            let spec = hound::WavSpec {
-                channels: 1,
-                sample_rate: rate,
-                bits_per_sample: 16,
-                sample_format: hound::SampleFormat::Int,
-            };
+            let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
             let signal = sine(rate, 1.0, 1000.0);
-            let bytes = hound_wav(spec, |w| {
-                signal
-                    .iter()
-                    .for_each(|&s| w.write_sample((s * 32767.0) as i16).unwrap())
-            });
+            let bytes = hound_wav(spec, |w| signal.iter().for_each(|&s| w.write_sample((s * 32767.0) as i16).unwrap()));
             let wave = decode_wav(&bytes, &AudioLimits::default()).unwrap();
-            assert!(
-                (wave.duration_s() - 1.0).abs() < 0.002,
-                "{rate} Hz → {} s",
-                wave.duration_s()
-            );
+            assert!((wave.duration_s() - 1.0).abs() < 0.002, "{rate} Hz → {} s", wave.duration_s());
             // A 1 kHz tone at 16 kHz crosses zero 2000 times a second.
             let mid = &wave.samples()[1000..15000];
-            let crossings = mid
-                .windows(2)
-                .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
-                .count();
-            assert!(
-                (crossings as i64 - 1750).abs() <= 3,
-                "{rate} Hz: {crossings} zero crossings"
-            );
+            let crossings = mid.windows(2).filter(|w| (w[0] < 0.0) != (w[1] < 0.0)).count();
+            assert!((crossings as i64 - 1750).abs() <= 3, "{rate} Hz: {crossings} zero crossings");
         }
     }
 
@@ -563,26 +455,13 @@ mod tests {
     fn bad_inputs_name_the_problem() {
         let limits = AudioLimits::default();
         let err = decode_wav(b"ID3\x04\x00 some mp3", &limits).unwrap_err();
-        assert!(
-            matches!(&err, AudioError::NotWav { detected } if detected.contains("MP3")),
-            "{err}"
-        );
-        assert!(matches!(
-            decode_wav(b"", &limits),
-            Err(AudioError::NotWav { .. })
-        ));
+        assert!(matches!(&err, AudioError::NotWav { detected } if detected.contains("MP3")), "{err}");
+        assert!(matches!(decode_wav(b"", &limits), Err(AudioError::NotWav { .. })));
 
         let mut truncated = wav_bytes(WAVE_FORMAT_PCM, 1, 16_000, 16, &[0; 3200]);
         truncated.truncate(1000);
         let err = decode_wav(&truncated, &limits).unwrap_err();
-        assert_eq!(
-            err,
-            AudioError::Truncated {
-                chunk: "data".into(),
-                declared: 3200,
-                available: 956
-            }
-        );
+        assert_eq!(err, AudioError::Truncated { chunk: "data".into(), declared: 3200, available: 956 });
         assert!(err.to_string().contains("3200"));
 
         let err = decode_wav(&wav_bytes(0x0011, 1, 16_000, 4, &[0; 100]), &limits).unwrap_err();
@@ -593,28 +472,12 @@ mod tests {
         let err = decode_wav(&wav_bytes(WAVE_FORMAT_PCM, 1, 16_000, 16, &[]), &limits).unwrap_err();
         assert_eq!(err, AudioError::NoSamples);
 
-        let err = decode_wav(
-            &wav_bytes(WAVE_FORMAT_PCM, 1, 96_000, 16, &[0; 10]),
-            &limits,
-        )
-        .unwrap_err();
+        let err = decode_wav(&wav_bytes(WAVE_FORMAT_PCM, 1, 96_000, 16, &[0; 10]), &limits).unwrap_err();
         assert_eq!(err, AudioError::UnsupportedSampleRate { rate_hz: 96_000 });
 
-        let short = AudioLimits {
-            max_duration_s: 0.5,
-        };
-        let err = decode_wav(
-            &wav_bytes(WAVE_FORMAT_PCM, 1, 16_000, 16, &[0; 32_000]),
-            &short,
-        )
-        .unwrap_err();
-        assert_eq!(
-            err,
-            AudioError::TooLong {
-                duration_s: 1.0,
-                max_s: 0.5
-            }
-        );
+        let short = AudioLimits { max_duration_s: 0.5 };
+        let err = decode_wav(&wav_bytes(WAVE_FORMAT_PCM, 1, 16_000, 16, &[0; 32_000]), &short).unwrap_err();
+        assert_eq!(err, AudioError::TooLong { duration_s: 1.0, max_s: 0.5 });
     }
 
     #[test]
@@ -622,19 +485,8 @@ mod tests {
         let limits = AudioLimits::default();
         let stereo_8k = wav_bytes(WAVE_FORMAT_PCM, 2, 8_000, 16, &[0; 32_000]);
         assert_eq!(wav_duration_s(&stereo_8k, &limits), Ok(1.0));
-        let short = AudioLimits {
-            max_duration_s: 0.5,
-        };
-        assert_eq!(
-            wav_duration_s(&stereo_8k, &short),
-            Err(AudioError::TooLong {
-                duration_s: 1.0,
-                max_s: 0.5
-            })
-        );
-        assert!(matches!(
-            wav_duration_s(b"not a wav", &limits),
-            Err(AudioError::NotWav { .. })
-        ));
+        let short = AudioLimits { max_duration_s: 0.5 };
+        assert_eq!(wav_duration_s(&stereo_8k, &short), Err(AudioError::TooLong { duration_s: 1.0, max_s: 0.5 }));
+        assert!(matches!(wav_duration_s(b"not a wav", &limits), Err(AudioError::NotWav { .. })));
     }
 }

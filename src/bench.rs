@@ -16,18 +16,11 @@ pub fn clip(source: &Waveform, seconds: f64) -> Waveform {
 
 /// A waveform as a 16-bit PCM WAV file, as a client would send it.
 pub fn wav_bytes(waveform: &Waveform) -> Vec<u8> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: SAMPLE_RATE_HZ,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
+    let spec = hound::WavSpec { channels: 1, sample_rate: SAMPLE_RATE_HZ, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut cursor = std::io::Cursor::new(Vec::new());
     let mut writer = hound::WavWriter::new(&mut cursor, spec).expect("writing to memory");
     for &s in waveform.samples() {
-        writer
-            .write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16)
-            .expect("writing to memory");
+        writer.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16).expect("writing to memory");
     }
     writer.finalize().expect("writing to memory");
     cursor.into_inner()
@@ -75,13 +68,7 @@ impl LoadReport {
 
 /// `clients` clients each sending `wav` (`clip_s` seconds of audio) to
 /// `url` again and again for `duration`; every request is counted.
-pub async fn load(
-    url: &str,
-    wav: Vec<u8>,
-    clip_s: f64,
-    clients: usize,
-    duration: Duration,
-) -> LoadReport {
+pub async fn load(url: &str, wav: Vec<u8>, clip_s: f64, clients: usize, duration: Duration) -> LoadReport {
     let client = reqwest::Client::new();
     let wav = bytes::Bytes::from(wav);
     let started = Instant::now();
@@ -92,12 +79,7 @@ pub async fn load(
                 let mut report = LoadReport::default();
                 while started.elapsed() < duration {
                     let sent = Instant::now();
-                    let response = client
-                        .post(&url)
-                        .header("content-type", "audio/wav")
-                        .body(wav.clone())
-                        .send()
-                        .await;
+                    let response = client.post(&url).header("content-type", "audio/wav").body(wav.clone()).send().await;
                     // The whole body: a response is not done until it is read.
                     let response = match response {
                         Ok(r) => {
@@ -125,10 +107,7 @@ pub async fn load(
             })
         })
         .collect();
-    let mut total = LoadReport {
-        clients,
-        ..Default::default()
-    };
+    let mut total = LoadReport { clients, ..Default::default() };
     for task in tasks {
         let report = task.await.expect("a load client panicked");
         total.audio_s += report.audio_s;
@@ -177,12 +156,6 @@ mod tests {
         let c = clip(&source, 2.5);
         assert_eq!(c.samples().len(), 40_000);
         let wav = wav_bytes(&c);
-        assert_eq!(
-            crate::audio::decode_wav(&wav, &Default::default())
-                .unwrap()
-                .samples()
-                .len(),
-            40_000
-        );
+        assert_eq!(crate::audio::decode_wav(&wav, &Default::default()).unwrap().samples().len(), 40_000);
     }
 }

@@ -29,21 +29,11 @@ struct ManifestLine {
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}:{line}: {message}")]
-    Manifest {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
+    Manifest { path: PathBuf, line: usize, message: String },
     #[error("{path}: {source}")]
-    Recognize {
-        path: PathBuf,
-        source: RecognizeError,
-    },
+    Recognize { path: PathBuf, source: RecognizeError },
     #[error("{path}: {message}")]
     Npy { path: PathBuf, message: String },
 }
@@ -62,24 +52,15 @@ pub enum LogProbsCache {
 
 /// Reads a JSON-lines manifest with `audio_filepath` and `text` per line.
 pub fn read_manifest(path: &Path) -> Result<Vec<Utterance>, EvalError> {
-    let text = std::fs::read_to_string(path).map_err(|source| EvalError::Io {
-        path: path.into(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| EvalError::Io { path: path.into(), source })?;
     let base = path.parent().unwrap_or(Path::new("."));
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            let line: ManifestLine = serde_json::from_str(l).map_err(|e| EvalError::Manifest {
-                path: path.into(),
-                line: i + 1,
-                message: e.to_string(),
-            })?;
-            Ok(Utterance {
-                audio_path: base.join(line.audio_filepath),
-                text: crate::text::normalize(&line.text),
-            })
+            let line: ManifestLine =
+                serde_json::from_str(l).map_err(|e| EvalError::Manifest { path: path.into(), line: i + 1, message: e.to_string() })?;
+            Ok(Utterance { audio_path: base.join(line.audio_filepath), text: crate::text::normalize(&line.text) })
         })
         .collect()
 }
@@ -144,24 +125,12 @@ pub struct Report {
 impl Report {
     pub fn wer(&self) -> f64 {
         let errors: usize = self.utterances.iter().map(|u| u.word_errors).sum();
-        errors as f64
-            / self
-                .utterances
-                .iter()
-                .map(|u| u.words)
-                .sum::<usize>()
-                .max(1) as f64
+        errors as f64 / self.utterances.iter().map(|u| u.words).sum::<usize>().max(1) as f64
     }
 
     pub fn cer(&self) -> f64 {
         let errors: usize = self.utterances.iter().map(|u| u.char_errors).sum();
-        errors as f64
-            / self
-                .utterances
-                .iter()
-                .map(|u| u.chars)
-                .sum::<usize>()
-                .max(1) as f64
+        errors as f64 / self.utterances.iter().map(|u| u.chars).sum::<usize>().max(1) as f64
     }
 
     /// Compute time over audio time (decoding, features, network, CTC).
@@ -172,11 +141,7 @@ impl Report {
     /// The `n` utterances with the highest WER.
     pub fn worst(&self, n: usize) -> Vec<&Scored> {
         let mut sorted: Vec<&Scored> = self.utterances.iter().collect();
-        sorted.sort_by(|a, b| {
-            b.wer()
-                .total_cmp(&a.wer())
-                .then(b.word_errors.cmp(&a.word_errors))
-        });
+        sorted.sort_by(|a, b| b.wer().total_cmp(&a.wer()).then(b.word_errors.cmp(&a.word_errors)));
         sorted.truncate(n);
         sorted
     }
@@ -198,20 +163,13 @@ pub fn evaluate(
                 let path = dir.join(format!("{i:06}.npy"));
                 let log_probs = read_npy(&path, step_s)?;
                 let started = Instant::now();
-                let transcript =
-                    recognizer.decode(&log_probs, log_probs.num_steps() as f64 * step_s, decoder);
+                let transcript = recognizer.decode(&log_probs, log_probs.num_steps() as f64 * step_s, decoder);
                 report.compute += started.elapsed();
                 transcript
             }
             _ => {
-                let bytes = std::fs::read(&u.audio_path).map_err(|source| EvalError::Io {
-                    path: u.audio_path.clone(),
-                    source,
-                })?;
-                let recognize_error = |source| EvalError::Recognize {
-                    path: u.audio_path.clone(),
-                    source,
-                };
+                let bytes = std::fs::read(&u.audio_path).map_err(|source| EvalError::Io { path: u.audio_path.clone(), source })?;
+                let recognize_error = |source| EvalError::Recognize { path: u.audio_path.clone(), source };
                 let started = Instant::now();
                 let waveform = recognizer.read_wav(&bytes).map_err(recognize_error)?;
                 let log_probs = recognizer.log_probs(&waveform).map_err(recognize_error)?;
@@ -233,11 +191,7 @@ pub fn evaluate(
 
 /// Writes steps × vocabulary f32 as NumPy's .npy (format 1.0).
 fn write_npy(path: &Path, log_probs: &LogProbs) -> Result<(), EvalError> {
-    let mut header = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}",
-        log_probs.num_steps(),
-        log_probs.vocab()
-    );
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}", log_probs.num_steps(), log_probs.vocab());
     // Magic (6) + version (2) + length (2) + header + newline, padded to 64 bytes.
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
@@ -247,30 +201,18 @@ fn write_npy(path: &Path, log_probs: &LogProbs) -> Result<(), EvalError> {
     bytes.extend((header.len() as u16).to_le_bytes());
     bytes.extend(header.as_bytes());
     bytes.extend(log_probs.data().iter().flat_map(|v| v.to_le_bytes()));
-    std::fs::write(path, bytes).map_err(|source| EvalError::Io {
-        path: path.into(),
-        source,
-    })
+    std::fs::write(path, bytes).map_err(|source| EvalError::Io { path: path.into(), source })
 }
 
 /// Reads what [`write_npy`] writes (and NumPy's own 2-D little-endian f32 arrays).
 fn read_npy(path: &Path, step_s: f64) -> Result<LogProbs, EvalError> {
-    let bytes = std::fs::read(path).map_err(|source| EvalError::Io {
-        path: path.into(),
-        source,
-    })?;
-    let bad = |message: &str| EvalError::Npy {
-        path: path.into(),
-        message: message.into(),
-    };
+    let bytes = std::fs::read(path).map_err(|source| EvalError::Io { path: path.into(), source })?;
+    let bad = |message: &str| EvalError::Npy { path: path.into(), message: message.into() };
     if bytes.len() < 10 || &bytes[..8] != b"\x93NUMPY\x01\x00" {
         return Err(bad("not a version 1.0 .npy file"));
     }
     let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let header = bytes
-        .get(10..10 + header_len)
-        .and_then(|h| std::str::from_utf8(h).ok())
-        .ok_or_else(|| bad("bad header"))?;
+    let header = bytes.get(10..10 + header_len).and_then(|h| std::str::from_utf8(h).ok()).ok_or_else(|| bad("bad header"))?;
     if !header.contains("'descr': '<f4'") || header.contains("'fortran_order': True") {
         return Err(bad("expected little-endian f32 in C order"));
     }
@@ -283,10 +225,7 @@ fn read_npy(path: &Path, step_s: f64) -> Result<LogProbs, EvalError> {
     let [steps, vocab] = shape[..] else {
         return Err(bad("expected a 2-D array"));
     };
-    let data: Vec<f32> = bytes[10 + header_len..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    let data: Vec<f32> = bytes[10 + header_len..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     if data.len() != steps * vocab || vocab == 0 {
         return Err(bad("the data does not match the shape"));
     }
@@ -301,29 +240,15 @@ mod tests {
     fn edit_distance_counts_substitutions_insertions_deletions() {
         assert_eq!(edit_distance(&["a", "b", "c"], &["a", "x", "c", "d"]), 2);
         assert_eq!(edit_distance::<char>(&[], &['a', 'b']), 2);
-        assert_eq!(
-            edit_distance(
-                &['k', 'i', 't', 't', 'e', 'n'],
-                &['s', 'i', 't', 't', 'i', 'n', 'g']
-            ),
-            3
-        );
+        assert_eq!(edit_distance(&['k', 'i', 't', 't', 'e', 'n'], &['s', 'i', 't', 't', 'i', 'n', 'g']), 3);
     }
 
     #[test]
     fn scores_count_words_and_characters() {
-        let s = Scored::new(
-            "x.wav".into(),
-            "the cat sat".into(),
-            "the bat sat down".into(),
-        );
+        let s = Scored::new("x.wav".into(), "the cat sat".into(), "the bat sat down".into());
         assert_eq!((s.word_errors, s.words), (2, 3));
         assert_eq!((s.char_errors, s.chars), (6, 11));
-        let report = Report {
-            utterances: vec![s],
-            audio_s: 2.0,
-            compute: Duration::from_millis(500),
-        };
+        let report = Report { utterances: vec![s], audio_s: 2.0, compute: Duration::from_millis(500) };
         assert!((report.wer() - 2.0 / 3.0).abs() < 1e-12);
         assert!((report.real_time_factor() - 0.25).abs() < 1e-12);
     }
@@ -333,25 +258,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hark-manifest-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("m.jsonl");
-        std::fs::write(
-            &path,
-            "{\"audio_filepath\": \"a.wav\", \"duration\": 1.0, \"text\": \"Zero\"}\n\nnot json\n",
-        )
-        .unwrap();
+        std::fs::write(&path, "{\"audio_filepath\": \"a.wav\", \"duration\": 1.0, \"text\": \"Zero\"}\n\nnot json\n").unwrap();
         let err = read_manifest(&path).unwrap_err();
         assert!(err.to_string().contains("m.jsonl:3"), "{err}");
-        std::fs::write(
-            &path,
-            "{\"audio_filepath\": \"a.wav\", \"duration\": 1.0, \"text\": \"Zero\"}\n",
-        )
-        .unwrap();
-        assert_eq!(
-            read_manifest(&path).unwrap(),
-            vec![Utterance {
-                audio_path: dir.join("a.wav"),
-                text: "zero".into()
-            }]
-        );
+        std::fs::write(&path, "{\"audio_filepath\": \"a.wav\", \"duration\": 1.0, \"text\": \"Zero\"}\n").unwrap();
+        assert_eq!(read_manifest(&path).unwrap(), vec![Utterance { audio_path: dir.join("a.wav"), text: "zero".into() }]);
     }
 
     #[test]
@@ -360,10 +271,7 @@ mod tests {
         let lp = LogProbs::new((0..12).map(|i| -(i as f32) / 3.0).collect(), 4, 0.03);
         write_npy(&path, &lp).unwrap();
         let bytes = std::fs::read(&path).unwrap();
-        assert_eq!(
-            (10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize) % 64,
-            0
-        );
+        assert_eq!((10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize) % 64, 0);
         assert_eq!(read_npy(&path, 0.03).unwrap(), lp);
         std::fs::write(&path, b"nonsense").unwrap();
         assert!(read_npy(&path, 0.03).is_err());

@@ -101,11 +101,7 @@ pub struct Features {
 
 impl Features {
     pub fn new(data: Vec<f32>, num_bins: usize) -> Self {
-        assert_eq!(
-            data.len() % num_bins,
-            0,
-            "feature data is not a whole number of frames"
-        );
+        assert_eq!(data.len() % num_bins, 0, "feature data is not a whole number of frames");
         Self { data, num_bins }
     }
 
@@ -147,9 +143,7 @@ pub struct Fbank {
 
 impl std::fmt::Debug for Fbank {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fbank")
-            .field("options", &self.options)
-            .finish_non_exhaustive()
+        f.debug_struct("Fbank").field("options", &self.options).finish_non_exhaustive()
     }
 }
 
@@ -172,26 +166,13 @@ impl Fbank {
         let frame_length = (options.frame_length_ms * samples_per_ms) as usize;
         let frame_shift = (options.frame_shift_ms * samples_per_ms) as usize;
         if frame_length == 0 || frame_shift == 0 || options.num_bins == 0 {
-            return Err(FeatureConfigError::Invalid(
-                "frame_length_ms, frame_shift_ms and num_bins must be positive".into(),
-            ));
+            return Err(FeatureConfigError::Invalid("frame_length_ms, frame_shift_ms and num_bins must be positive".into()));
         }
-        let fft_size = if options.round_to_power_of_two {
-            frame_length.next_power_of_two()
-        } else {
-            frame_length
-        };
+        let fft_size = if options.round_to_power_of_two { frame_length.next_power_of_two() } else { frame_length };
         let window = make_window(&options.window_type, frame_length)?;
         let filters = make_mel_filters(&options, fft_size)?;
         let fft = RealFftPlanner::<f64>::new().plan_fft_forward(fft_size);
-        Ok(Self {
-            options,
-            frame_length,
-            frame_shift,
-            window,
-            fft,
-            filters,
-        })
+        Ok(Self { options, frame_length, frame_shift, window, fft, filters })
     }
 
     /// Number of frames Kaldi produces for `num_samples` samples.
@@ -221,34 +202,17 @@ impl Fbank {
         for f in 0..num_frames {
             self.extract_frame(samples, f, &mut frame);
             self.process_frame(&mut frame);
-            fft_in
-                .iter_mut()
-                .zip(&frame)
-                .for_each(|(x, &f)| *x = f64::from(f));
+            fft_in.iter_mut().zip(&frame).for_each(|(x, &f)| *x = f64::from(f));
             fft_in[self.frame_length..].fill(0.0);
-            self.fft
-                .process_with_scratch(&mut fft_in, &mut spectrum, &mut scratch)
-                .expect("buffers come from the planner");
+            self.fft.process_with_scratch(&mut fft_in, &mut spectrum, &mut scratch).expect("buffers come from the planner");
             for (p, c) in power.iter_mut().zip(&spectrum) {
                 let energy = c.norm_sqr();
-                *p = if self.options.use_power {
-                    energy
-                } else {
-                    energy.sqrt()
-                };
+                *p = if self.options.use_power { energy } else { energy.sqrt() };
             }
             for filter in &self.filters {
                 let bins = &power[filter.first_bin..filter.first_bin + filter.weights.len()];
-                let energy = bins
-                    .iter()
-                    .zip(&filter.weights)
-                    .map(|(p, &w)| p * f64::from(w))
-                    .sum::<f64>() as f32;
-                data.push(if self.options.use_log_fbank {
-                    energy.max(f32::EPSILON).ln()
-                } else {
-                    energy
-                });
+                let energy = bins.iter().zip(&filter.weights).map(|(p, &w)| p * f64::from(w)).sum::<f64>() as f32;
+                data.push(if self.options.use_log_fbank { energy.max(f32::EPSILON).ln() } else { energy });
             }
         }
         if self.options.normalize == Normalize::UtteranceMean && num_frames > 0 {
@@ -263,25 +227,17 @@ impl Fbank {
         let scale = self.options.sample_scale;
         if self.options.snip_edges {
             let start = f * self.frame_shift;
-            for (out, s) in frame
-                .iter_mut()
-                .zip(&samples[start..start + self.frame_length])
-            {
+            for (out, s) in frame.iter_mut().zip(&samples[start..start + self.frame_length]) {
                 *out = s * scale;
             }
             return;
         }
         let n = samples.len() as i64;
-        let start =
-            (f * self.frame_shift + self.frame_shift / 2) as i64 - (self.frame_length / 2) as i64;
+        let start = (f * self.frame_shift + self.frame_shift / 2) as i64 - (self.frame_length / 2) as i64;
         for (i, out) in frame.iter_mut().enumerate() {
             let mut index = start + i as i64;
             while index < 0 || index >= n {
-                index = if index < 0 {
-                    -index - 1
-                } else {
-                    2 * n - 1 - index
-                };
+                index = if index < 0 { -index - 1 } else { 2 * n - 1 - index };
             }
             *out = samples[index as usize] * scale;
         }
@@ -301,10 +257,7 @@ impl Fbank {
             }
             frame[0] -= coeff * frame[0];
         }
-        frame
-            .iter_mut()
-            .zip(&self.window)
-            .for_each(|(x, w)| *x *= w);
+        frame.iter_mut().zip(&self.window).for_each(|(x, w)| *x *= w);
     }
 }
 
@@ -312,15 +265,9 @@ fn subtract_bin_means(data: &mut [f32], num_bins: usize) {
     let num_frames = data.len() / num_bins;
     let mut means = vec![0f64; num_bins];
     for frame in data.chunks_exact(num_bins) {
-        means
-            .iter_mut()
-            .zip(frame)
-            .for_each(|(m, &x)| *m += f64::from(x));
+        means.iter_mut().zip(frame).for_each(|(m, &x)| *m += f64::from(x));
     }
-    let means: Vec<f32> = means
-        .iter()
-        .map(|m| (m / num_frames as f64) as f32)
-        .collect();
+    let means: Vec<f32> = means.iter().map(|m| (m / num_frames as f64) as f32).collect();
     for frame in data.chunks_exact_mut(num_bins) {
         frame.iter_mut().zip(&means).for_each(|(x, m)| *x -= m);
     }
@@ -330,11 +277,7 @@ fn subtract_bin_means(data: &mut [f32], num_bins: usize) {
 /// Kaldi's symmetric Hann window, `hann` the periodic one PyTorch uses.
 fn make_window(kind: &str, length: usize) -> Result<Vec<f32>, FeatureConfigError> {
     let n = length as f64;
-    let a = if kind == "hann" {
-        2.0 * std::f64::consts::PI / n
-    } else {
-        2.0 * std::f64::consts::PI / (n - 1.0)
-    };
+    let a = if kind == "hann" { 2.0 * std::f64::consts::PI / n } else { 2.0 * std::f64::consts::PI / (n - 1.0) };
     let blackman_coeff = 0.42;
     let w: fn(f64, f64, f64) -> f64 = match kind {
         "povey" => |a, i, _| (0.5 - 0.5 * (a * i).cos()).powf(0.85),
@@ -345,23 +288,14 @@ fn make_window(kind: &str, length: usize) -> Result<Vec<f32>, FeatureConfigError
         "rectangular" => |_, _, _| 1.0,
         other => return Err(FeatureConfigError::Window(other.to_string())),
     };
-    Ok((0..length)
-        .map(|i| w(a, i as f64, blackman_coeff) as f32)
-        .collect())
+    Ok((0..length).map(|i| w(a, i as f64, blackman_coeff) as f32).collect())
 }
 
 /// Kaldi's MelBanks: `num_bins` triangles equally spaced on the mel scale
 /// between low_freq and high_freq, over the FFT bins below Nyquist.
-fn make_mel_filters(
-    options: &FbankOptions,
-    fft_size: usize,
-) -> Result<Vec<MelFilter>, FeatureConfigError> {
+fn make_mel_filters(options: &FbankOptions, fft_size: usize) -> Result<Vec<MelFilter>, FeatureConfigError> {
     let nyquist = 0.5 * options.sample_frequency;
-    let high_freq = if options.high_freq > 0.0 {
-        options.high_freq
-    } else {
-        nyquist + options.high_freq
-    };
+    let high_freq = if options.high_freq > 0.0 { options.high_freq } else { nyquist + options.high_freq };
     if options.low_freq < 0.0 || options.low_freq >= high_freq || high_freq > nyquist {
         return Err(FeatureConfigError::Invalid(format!(
             "need 0 <= low_freq < high_freq <= {nyquist} Hz, got low_freq {} and high_freq {high_freq}",
@@ -384,17 +318,10 @@ fn make_mel_filters(
                 let mel = mel_scale(fft_bin_width * i as f32);
                 if mel > left && mel < right {
                     first_bin.get_or_insert(i);
-                    weights.push(if mel <= center {
-                        (mel - left) / (center - left)
-                    } else {
-                        (right - mel) / (right - center)
-                    });
+                    weights.push(if mel <= center { (mel - left) / (center - left) } else { (right - mel) / (right - center) });
                 }
             }
-            MelFilter {
-                first_bin: first_bin.unwrap_or(0),
-                weights,
-            }
+            MelFilter { first_bin: first_bin.unwrap_or(0), weights }
         })
         .collect();
     Ok(filters)
@@ -410,11 +337,7 @@ mod tests {
         assert_eq!(fbank.num_frames(399), 0);
         assert_eq!(fbank.num_frames(400), 1);
         assert_eq!(fbank.num_frames(16_000), 98);
-        let unsnipped = Fbank::new(FbankOptions {
-            snip_edges: false,
-            ..Default::default()
-        })
-        .unwrap();
+        let unsnipped = Fbank::new(FbankOptions { snip_edges: false, ..Default::default() }).unwrap();
         assert_eq!(unsnipped.num_frames(16_000), 100);
     }
 
@@ -433,47 +356,22 @@ mod tests {
 
     #[test]
     fn utterance_mean_normalization_zeroes_each_bin_mean() {
-        let samples = (0..16_000)
-            .map(|i| ((i as f32) * 0.05).sin() * 0.3)
-            .collect();
-        let features = Fbank::new(FbankOptions::default())
-            .unwrap()
-            .compute(&Waveform::from_samples(samples));
+        let samples = (0..16_000).map(|i| ((i as f32) * 0.05).sin() * 0.3).collect();
+        let features = Fbank::new(FbankOptions::default()).unwrap().compute(&Waveform::from_samples(samples));
         for bin in 0..80 {
-            let mean: f32 = (0..features.num_frames())
-                .map(|f| features.frame(f)[bin])
-                .sum::<f32>()
-                / features.num_frames() as f32;
+            let mean: f32 = (0..features.num_frames()).map(|f| features.frame(f)[bin]).sum::<f32>() / features.num_frames() as f32;
             assert!(mean.abs() < 1e-4, "bin {bin} mean {mean}");
         }
     }
 
     #[test]
     fn unservable_options_are_refused_with_a_reason() {
-        let dither = FbankOptions {
-            dither: 1.0,
-            ..Default::default()
-        };
-        assert_eq!(
-            Fbank::new(dither).unwrap_err(),
-            FeatureConfigError::Dither(1.0)
-        );
-        let window = FbankOptions {
-            window_type: "kaiser".into(),
-            ..Default::default()
-        };
-        assert!(Fbank::new(window)
-            .unwrap_err()
-            .to_string()
-            .contains("kaiser"));
-        let rate = FbankOptions {
-            sample_frequency: 8000.0,
-            ..Default::default()
-        };
-        assert_eq!(
-            Fbank::new(rate).unwrap_err(),
-            FeatureConfigError::SampleRate(8000.0)
-        );
+        let dither = FbankOptions { dither: 1.0, ..Default::default() };
+        assert_eq!(Fbank::new(dither).unwrap_err(), FeatureConfigError::Dither(1.0));
+        let window = FbankOptions { window_type: "kaiser".into(), ..Default::default() };
+        assert!(Fbank::new(window).unwrap_err().to_string().contains("kaiser"));
+        let rate = FbankOptions { sample_frequency: 8000.0, ..Default::default() };
+        assert_eq!(Fbank::new(rate).unwrap_err(), FeatureConfigError::SampleRate(8000.0));
     }
 
     #[test]

@@ -16,11 +16,7 @@ use hark::server::{Server, ServerConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
-#[command(
-    name = "hark",
-    version,
-    about = "Speech to text: a BiLSTM-CTC recognizer and its HTTP service"
-)]
+#[command(name = "hark", version, about = "Speech to text: a BiLSTM-CTC recognizer and its HTTP service")]
 struct Cli {
     /// Log lines as text for people, or as JSON objects (one a line) for log shippers.
     #[arg(long, global = true, env = "HARK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -166,16 +162,11 @@ struct ModelArgs {
 
 impl ModelArgs {
     fn load(&self) -> Result<Recognizer, String> {
-        Recognizer::load(
-            self.model.as_deref(),
-            AudioLimits {
-                max_duration_s: self.max_duration_s,
-            },
-            self.lm.as_deref(),
-        )
-        .map_err(|e| match &self.model {
-            Some(dir) => format!("cannot load the model in {}: {e}", dir.display()),
-            None => format!("cannot load the built-in model: {e}"),
+        Recognizer::load(self.model.as_deref(), AudioLimits { max_duration_s: self.max_duration_s }, self.lm.as_deref()).map_err(|e| {
+            match &self.model {
+                Some(dir) => format!("cannot load the model in {}: {e}", dir.display()),
+                None => format!("cannot load the built-in model: {e}"),
+            }
         })
     }
 }
@@ -213,21 +204,9 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Transcribe {
-            model,
-            decode: options,
-            json,
-            files,
-        } => transcribe(&model, &options, json, &files),
+        Command::Transcribe { model, decode: options, json, files } => transcribe(&model, &options, json, &files),
         Command::Decode { out_dir, files } => decode(&out_dir, &files),
-        Command::Eval {
-            model,
-            decode: options,
-            worst,
-            save_log_probs,
-            load_log_probs,
-            manifest,
-        } => {
+        Command::Eval { model, decode: options, worst, save_log_probs, load_log_probs, manifest } => {
             let cache = match (save_log_probs, load_log_probs) {
                 (Some(dir), _) => Some(LogProbsCache::Save(dir)),
                 (_, Some(dir)) => Some(LogProbsCache::Load(dir)),
@@ -236,15 +215,11 @@ fn main() -> ExitCode {
             eval(&model, &options, worst, cache, &manifest)
         }
         Command::Bench(args) => bench(args),
-        Command::Healthcheck {
-            addr,
-            ready,
-            timeout_s,
-        } => healthcheck(addr, ready, timeout_s),
+        Command::Healthcheck { addr, ready, timeout_s } => healthcheck(addr, ready, timeout_s),
         Command::Lm(LmCommand::Build { order, out, text }) => build_lm(order, &out, &text),
-        Command::Lm(LmCommand::Convert { arpa, out }) => hark::lm::NgramLm::load(&arpa)
-            .map_err(|e| e.to_string())
-            .and_then(|lm| write_lm_file(&out, &lm.to_binary())),
+        Command::Lm(LmCommand::Convert { arpa, out }) => {
+            hark::lm::NgramLm::load(&arpa).map_err(|e| e.to_string()).and_then(|lm| write_lm_file(&out, &lm.to_binary()))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -259,19 +234,11 @@ fn main() -> ExitCode {
 /// command output); `HARK_LOG` filters them (default `info`).
 fn init_logging(format: LogFormat) {
     let logs = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HARK_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HARK_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => logs.init(),
-        LogFormat::Json => logs
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .init(),
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(true).with_span_list(false).init(),
     }
 }
 
@@ -287,9 +254,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             scheduler: args.scheduler,
         };
         let summary = config_summary(&config, args.addr, args.model.max_duration_s);
-        let server = Server::bind(args.addr, config)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+        let server = Server::bind(args.addr, config).await.map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
         let addr = server.local_addr().map_err(|e| e.to_string())?;
         // Tests and scripts read this line to find an ephemeral port.
         println!("hark listening on http://{addr}");
@@ -378,23 +343,14 @@ async fn shutdown_signal() {
     }
 }
 
-fn transcribe(
-    model: &ModelArgs,
-    options: &DecodeOptions,
-    json: bool,
-    files: &[PathBuf],
-) -> Result<(), String> {
+fn transcribe(model: &ModelArgs, options: &DecodeOptions, json: bool, files: &[PathBuf]) -> Result<(), String> {
     let recognizer = model.load()?;
     let decoder = recognizer.decoder(options).map_err(|e| e.to_string())?;
     let mut failed = false;
     for file in files {
         let result = std::fs::read(file)
             .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                recognizer
-                    .transcribe_wav(&bytes, decoder.as_ref())
-                    .map_err(|e| e.to_string())
-            });
+            .and_then(|bytes| recognizer.transcribe_wav(&bytes, decoder.as_ref()).map_err(|e| e.to_string()));
         match result {
             Ok(transcript) if json => {
                 let mut value = serde_json::to_value(&transcript).expect("transcripts serialize");
@@ -422,24 +378,18 @@ fn transcribe(
 }
 
 fn decode(out_dir: &Path, files: &[PathBuf]) -> Result<(), String> {
-    std::fs::create_dir_all(out_dir)
-        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    std::fs::create_dir_all(out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: hark::audio::SAMPLE_RATE_HZ,
         bits_per_sample: 32,
         sample_format: hound::SampleFormat::Float,
     };
-    let limits = AudioLimits {
-        max_duration_s: f64::INFINITY,
-    };
+    let limits = AudioLimits { max_duration_s: f64::INFINITY };
     for file in files {
         let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let waveform = hark::audio::decode_wav(&bytes, &limits)
-            .map_err(|e| format!("{}: {e}", file.display()))?;
-        let name = file
-            .file_stem()
-            .ok_or_else(|| format!("{}: no file name", file.display()))?;
+        let waveform = hark::audio::decode_wav(&bytes, &limits).map_err(|e| format!("{}: {e}", file.display()))?;
+        let name = file.file_stem().ok_or_else(|| format!("{}: no file name", file.display()))?;
         let out = out_dir.join(name).with_extension("wav");
         let write_error = |e: hound::Error| format!("{}: {e}", out.display());
         let mut writer = hound::WavWriter::create(&out, spec).map_err(write_error)?;
@@ -451,59 +401,30 @@ fn decode(out_dir: &Path, files: &[PathBuf]) -> Result<(), String> {
     Ok(())
 }
 
-fn eval(
-    model: &ModelArgs,
-    options: &DecodeOptions,
-    worst: usize,
-    cache: Option<LogProbsCache>,
-    manifest: &Path,
-) -> Result<(), String> {
+fn eval(model: &ModelArgs, options: &DecodeOptions, worst: usize, cache: Option<LogProbsCache>, manifest: &Path) -> Result<(), String> {
     let recognizer = model.load()?;
     if let Some(LogProbsCache::Save(dir)) = &cache {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let decoder = recognizer.decoder(options).map_err(|e| e.to_string())?;
     let utterances = read_manifest(manifest).map_err(|e| e.to_string())?;
-    let bar = ProgressBar::new(utterances.len() as u64).with_style(
-        ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
-        )
-        .expect("valid template"),
-    );
+    let bar = ProgressBar::new(utterances.len() as u64)
+        .with_style(ProgressStyle::with_template("{bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}").expect("valid template"));
     let (mut errors, mut words) = (0, 0);
-    let report = evaluate(
-        &recognizer,
-        decoder.as_ref(),
-        &utterances,
-        cache.as_ref(),
-        |scored| {
-            errors += scored.word_errors;
-            words += scored.words;
-            bar.set_message(format!(
-                "WER {:.2}%",
-                100.0 * errors as f64 / words.max(1) as f64
-            ));
-            bar.inc(1);
-        },
-    )
+    let report = evaluate(&recognizer, decoder.as_ref(), &utterances, cache.as_ref(), |scored| {
+        errors += scored.word_errors;
+        words += scored.words;
+        bar.set_message(format!("WER {:.2}%", 100.0 * errors as f64 / words.max(1) as f64));
+        bar.inc(1);
+    })
     .map_err(|e| e.to_string())?;
     bar.finish_and_clear();
     println!("model:      {}", recognizer.model().config().name);
-    println!(
-        "manifest:   {} ({} utterances, {:.1} s of audio)",
-        manifest.display(),
-        report.utterances.len(),
-        report.audio_s
-    );
+    println!("manifest:   {} ({} utterances, {:.1} s of audio)", manifest.display(), report.utterances.len(), report.audio_s);
     println!("WER:        {:.2}%", 100.0 * report.wer());
     println!("CER:        {:.2}%", 100.0 * report.cer());
     println!("decoder:    {}", decoder.describe());
-    let timed = if matches!(cache, Some(LogProbsCache::Load(_))) {
-        "decoding only"
-    } else {
-        "one stream"
-    };
+    let timed = if matches!(cache, Some(LogProbsCache::Load(_))) { "decoding only" } else { "one stream" };
     println!("RTF:        {:.4} ({timed})", report.real_time_factor());
     for scored in report.worst(worst) {
         println!(
@@ -520,14 +441,9 @@ fn eval(
 fn bench(args: BenchArgs) -> Result<(), String> {
     use hark::bench::{clip, load, peak_rss_mb, percentile, single_stream_rtf, wav_bytes};
     let recognizer = Arc::new(args.model.load()?);
-    let decoder = recognizer
-        .decoder(&args.decode)
-        .map_err(|e| e.to_string())?;
-    let bytes = std::fs::read(&args.audio)
-        .map_err(|e| format!("cannot read {}: {e}", args.audio.display()))?;
-    let speech = recognizer
-        .read_wav(&bytes)
-        .map_err(|e| format!("{}: {e}", args.audio.display()))?;
+    let decoder = recognizer.decoder(&args.decode).map_err(|e| e.to_string())?;
+    let bytes = std::fs::read(&args.audio).map_err(|e| format!("cannot read {}: {e}", args.audio.display()))?;
+    let speech = recognizer.read_wav(&bytes).map_err(|e| format!("{}: {e}", args.audio.display()))?;
     let config = recognizer.model().config();
     println!(
         "model {} ({} layers × {} units, {:.2} M parameters), decoder: {}",
@@ -539,12 +455,8 @@ fn bench(args: BenchArgs) -> Result<(), String> {
     );
     println!("single stream, WAV bytes to transcript (median of 5):");
     for &seconds in &args.single_s {
-        let rtf = single_stream_rtf(&recognizer, decoder.as_ref(), &clip(&speech, seconds), 5)
-            .map_err(|e| e.to_string())?;
-        println!(
-            "  {seconds:>5.1} s audio: RTF {rtf:.4} ({:.1} ms)",
-            rtf * seconds * 1000.0
-        );
+        let rtf = single_stream_rtf(&recognizer, decoder.as_ref(), &clip(&speech, seconds), 5).map_err(|e| e.to_string())?;
+        println!("  {seconds:>5.1} s audio: RTF {rtf:.4} ({:.1} ms)", rtf * seconds * 1000.0);
     }
     let wav = wav_bytes(&clip(&speech, args.clip_s));
     let runtime = runtime()?;
@@ -604,24 +516,15 @@ fn bench(args: BenchArgs) -> Result<(), String> {
 fn healthcheck(addr: SocketAddr, ready: bool, timeout_s: f64) -> Result<(), String> {
     let mut target = addr;
     if target.ip().is_unspecified() {
-        target.set_ip(if addr.is_ipv4() {
-            [127, 0, 0, 1].into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        });
+        target.set_ip(if addr.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
     }
-    let url = format!(
-        "http://{target}/{}",
-        if ready { "readyz" } else { "healthz" }
-    );
+    let url = format!("http://{target}/{}", if ready { "readyz" } else { "healthz" });
     let status = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?
         .block_on(async {
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs_f64(timeout_s))
-                .build()?;
+            let client = reqwest::Client::builder().timeout(Duration::from_secs_f64(timeout_s)).build()?;
             client.get(&url).send().await.map(|r| r.status())
         })
         .map_err(|e| format!("{url}: {e}"))?;
@@ -637,40 +540,22 @@ fn build_lm(order: usize, out: &Path, inputs: &[PathBuf]) -> Result<(), String> 
     let started = Instant::now();
     let mut sentences = Vec::new();
     for path in inputs {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        sentences.extend(
-            text.lines()
-                .map(hark::text::normalize)
-                .filter(|s| !s.is_empty()),
-        );
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        sentences.extend(text.lines().map(hark::text::normalize).filter(|s| !s.is_empty()));
     }
-    let model = KneserNey::estimate(sentences.iter().map(String::as_str), order)
-        .map_err(|e| e.to_string())?;
+    let model = KneserNey::estimate(sentences.iter().map(String::as_str), order).map_err(|e| e.to_string())?;
     if !model.fallback_orders.is_empty() {
         eprintln!("note: too little text for discounts of orders {:?}; used lmplz's fallback (0.5, 1, 1.5)", model.fallback_orders);
     }
     let arpa = model.to_arpa();
-    let counts: Vec<String> = arpa
-        .lines()
-        .skip(1)
-        .take_while(|l| l.starts_with("ngram "))
-        .map(|l| l[6..].to_string())
-        .collect();
+    let counts: Vec<String> = arpa.lines().skip(1).take_while(|l| l.starts_with("ngram ")).map(|l| l[6..].to_string()).collect();
     if out.extension().is_some_and(|e| e == "bin") {
-        let lm = hark::lm::NgramLm::from_arpa(&arpa)
-            .map_err(|(line, e)| format!("internal error at ARPA line {line}: {e}"))?;
+        let lm = hark::lm::NgramLm::from_arpa(&arpa).map_err(|(line, e)| format!("internal error at ARPA line {line}: {e}"))?;
         write_lm_file(out, &lm.to_binary())?;
     } else {
         write_lm_file(out, arpa.as_bytes())?;
     }
-    println!(
-        "{} sentences → {} ({}) in {:.1} s",
-        sentences.len(),
-        out.display(),
-        counts.join(", "),
-        started.elapsed().as_secs_f64()
-    );
+    println!("{} sentences → {} ({}) in {:.1} s", sentences.len(), out.display(), counts.join(", "), started.elapsed().as_secs_f64());
     Ok(())
 }
 

@@ -2,9 +2,7 @@
 //! route and status, latency, the queue, batch sizes, audio processed and
 //! how much faster than real time it went.
 
-use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-};
+use prometheus::{Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Every metric hark exports, registered in one registry.
 pub struct Metrics {
@@ -32,45 +30,26 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new_custom(Some("hark".into()), None).expect("a valid prefix");
-        let requests = IntCounterVec::new(
-            Opts::new("requests_total", "Requests answered, by route and status"),
-            &["route", "status"],
-        )
-        .expect("valid metric");
+        let requests = IntCounterVec::new(Opts::new("requests_total", "Requests answered, by route and status"), &["route", "status"])
+            .expect("valid metric");
         let request_seconds = HistogramVec::new(
             HistogramOpts::new("request_duration_seconds", "Time from request to response")
-                .buckets(vec![
-                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-                ]),
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
             &["route"],
         )
         .expect("valid metric");
-        let requests_in_flight = IntGauge::new(
-            "requests_in_flight",
-            "Requests received and not yet answered",
-        )
-        .expect("valid metric");
-        let connections =
-            IntGauge::new("connections", "TCP connections open").expect("valid metric");
-        let queue_audio_seconds =
-            Gauge::new("queue_audio_seconds", "Seconds of audio queued or running")
-                .expect("valid metric");
-        let queue_jobs = IntGauge::new("queue_jobs", "Utterances or chunks waiting for a worker")
-            .expect("valid metric");
+        let requests_in_flight = IntGauge::new("requests_in_flight", "Requests received and not yet answered").expect("valid metric");
+        let connections = IntGauge::new("connections", "TCP connections open").expect("valid metric");
+        let queue_audio_seconds = Gauge::new("queue_audio_seconds", "Seconds of audio queued or running").expect("valid metric");
+        let queue_jobs = IntGauge::new("queue_jobs", "Utterances or chunks waiting for a worker").expect("valid metric");
         let batch_size = Histogram::with_opts(
-            HistogramOpts::new("batch_size", "Utterances or chunks per network batch")
-                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+            HistogramOpts::new("batch_size", "Utterances or chunks per network batch").buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
         )
         .expect("valid metric");
-        let audio_seconds =
-            prometheus::Counter::new("audio_seconds_total", "Seconds of audio transcribed")
-                .expect("valid metric");
+        let audio_seconds = prometheus::Counter::new("audio_seconds_total", "Seconds of audio transcribed").expect("valid metric");
         let real_time_factor = Histogram::with_opts(
-            HistogramOpts::new(
-                "real_time_factor",
-                "Processing time over audio duration, per request",
-            )
-            .buckets(vec![0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0]),
+            HistogramOpts::new("real_time_factor", "Processing time over audio duration, per request")
+                .buckets(vec![0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0]),
         )
         .expect("valid metric");
         for metric in [
@@ -103,9 +82,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
-        prometheus::TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .expect("text encoding cannot fail");
+        prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding cannot fail");
         String::from_utf8(out).expect("the text format is UTF-8")
     }
 }

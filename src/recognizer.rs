@@ -107,12 +107,7 @@ pub struct DecodeOptions {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum DecodeOptionsError {
     #[error("{name} must be between {min} and {max}, not {value}")]
-    OutOfRange {
-        name: &'static str,
-        value: f32,
-        min: f32,
-        max: f32,
-    },
+    OutOfRange { name: &'static str, value: f32, min: f32, max: f32 },
     #[error("{0} needs decoder=beam")]
     NeedsBeam(&'static str),
     #[error("{0} needs a language model, and this model has none (see --lm)")]
@@ -121,21 +116,11 @@ pub enum DecodeOptionsError {
     Hotwords(#[from] HotwordError),
 }
 
-fn check_range(
-    name: &'static str,
-    value: f32,
-    min: f32,
-    max: f32,
-) -> Result<(), DecodeOptionsError> {
+fn check_range(name: &'static str, value: f32, min: f32, max: f32) -> Result<(), DecodeOptionsError> {
     if (min..=max).contains(&value) {
         Ok(())
     } else {
-        Err(DecodeOptionsError::OutOfRange {
-            name,
-            value,
-            min,
-            max,
-        })
+        Err(DecodeOptionsError::OutOfRange { name, value, min, max })
     }
 }
 
@@ -160,52 +145,29 @@ pub struct Recognizer {
 }
 
 impl Recognizer {
-    pub fn new(
-        model: AcousticModel,
-        limits: AudioLimits,
-        decoding: DecoderConfig,
-        lm: Option<NgramLm>,
-    ) -> Result<Self, LoadError> {
+    pub fn new(model: AcousticModel, limits: AudioLimits, decoding: DecoderConfig, lm: Option<NgramLm>) -> Result<Self, LoadError> {
         let fbank = Fbank::new(model.config().features.clone())?;
         let lexicon = lm.as_ref().map(|lm| {
             let words = lm.words().filter(|w| ![BOS, EOS, UNK].contains(w));
             Arc::new(Lexicon::new(words, model.vocabulary()))
         });
-        Ok(Self {
-            model: Arc::new(model),
-            fbank,
-            limits,
-            decoding,
-            lm: lm.map(Arc::new),
-            lexicon,
-        })
+        Ok(Self { model: Arc::new(model), fbank, limits, decoding, lm: lm.map(Arc::new), lexicon })
     }
 
     /// Loads a model directory with its `decoder.json` and language model,
     /// or the embedded default when `dir` is None. `lm` replaces the
     /// directory's language model and makes beam search the default.
-    pub fn load(
-        dir: Option<&Path>,
-        limits: AudioLimits,
-        lm: Option<&Path>,
-    ) -> Result<Self, LoadError> {
+    pub fn load(dir: Option<&Path>, limits: AudioLimits, lm: Option<&Path>) -> Result<Self, LoadError> {
         let (model, mut decoding) = match dir {
             Some(dir) => (AcousticModel::load_dir(dir)?, read_decoder_config(dir)?),
-            None => (
-                AcousticModel::load(&ModelFiles::embedded_default())?,
-                DecoderConfig::default(),
-            ),
+            None => (AcousticModel::load(&ModelFiles::embedded_default())?, DecoderConfig::default()),
         };
         let lm_path = match lm {
             Some(path) => {
                 decoding.decoder = DecoderKind::Beam;
                 Some(path.to_path_buf())
             }
-            None => decoding
-                .lm
-                .as_ref()
-                .zip(dir)
-                .map(|(file, dir)| dir.join(file)),
+            None => decoding.lm.as_ref().zip(dir).map(|(file, dir)| dir.join(file)),
         };
         let lm = lm_path.as_deref().map(NgramLm::load).transpose()?;
         Self::new(model, limits, decoding, lm)
@@ -225,17 +187,9 @@ impl Recognizer {
     }
 
     /// The decoder a request asks for, on top of the model's defaults.
-    pub fn decoder(
-        &self,
-        options: &DecodeOptions,
-    ) -> Result<Box<dyn CtcDecoder>, DecodeOptionsError> {
+    pub fn decoder(&self, options: &DecodeOptions) -> Result<Box<dyn CtcDecoder>, DecodeOptionsError> {
         let d = &self.decoding;
-        let hotwords = options
-            .hotwords
-            .as_deref()
-            .map(hotwords::parse)
-            .transpose()?
-            .unwrap_or_default();
+        let hotwords = options.hotwords.as_deref().map(hotwords::parse).transpose()?.unwrap_or_default();
         // Asking for what only beam search does implies beam search.
         let beam_only = [
             ("hotwords", !hotwords.is_empty()),
@@ -246,11 +200,7 @@ impl Recognizer {
             ("oov_penalty", options.oov_penalty.is_some()),
         ];
         let wants_beam = beam_only.iter().any(|(_, set)| *set);
-        let kind = options.decoder.unwrap_or(if wants_beam {
-            DecoderKind::Beam
-        } else {
-            d.decoder
-        });
+        let kind = options.decoder.unwrap_or(if wants_beam { DecoderKind::Beam } else { d.decoder });
         if kind == DecoderKind::Greedy {
             if let Some((name, _)) = beam_only.iter().find(|(_, set)| *set) {
                 return Err(DecodeOptionsError::NeedsBeam(name));
@@ -261,11 +211,7 @@ impl Recognizer {
         check_range("beam_size", beam_size as f32, 1.0, 256.0)?;
         let alternatives = options.alternatives.unwrap_or(1);
         check_range("alternatives", alternatives as f32, 1.0, 20.0)?;
-        for (name, value) in [
-            ("lm_weight", options.lm_weight),
-            ("word_bonus", options.word_bonus),
-            ("oov_penalty", options.oov_penalty),
-        ] {
+        for (name, value) in [("lm_weight", options.lm_weight), ("word_bonus", options.word_bonus), ("oov_penalty", options.oov_penalty)] {
             if value.is_some() && self.lm.is_none() {
                 return Err(DecodeOptionsError::NeedsLm(name));
             }
@@ -284,26 +230,14 @@ impl Recognizer {
                 beam_prune_log_prob: BeamOptions::default().beam_prune_log_prob,
                 alternatives,
             },
-            lm: self.lm.clone().map(|lm| LmFusion {
-                lm,
-                weight: lm_weight,
-                word_bonus,
-            }),
+            lm: self.lm.clone().map(|lm| LmFusion { lm, weight: lm_weight, word_bonus }),
             hotwords: Hotwords::new(&hotwords, self.model.vocabulary())?,
-            lexicon: self
-                .lexicon
-                .clone()
-                .filter(|_| oov_penalty > 0.0)
-                .map(|l| (l, oov_penalty)),
+            lexicon: self.lexicon.clone().filter(|_| oov_penalty > 0.0).map(|l| (l, oov_penalty)),
         }))
     }
 
     /// Decodes a WAV file and recognizes it.
-    pub fn transcribe_wav(
-        &self,
-        bytes: &[u8],
-        decoder: &dyn CtcDecoder,
-    ) -> Result<Transcript, RecognizeError> {
+    pub fn transcribe_wav(&self, bytes: &[u8], decoder: &dyn CtcDecoder) -> Result<Transcript, RecognizeError> {
         self.transcribe(&self.read_wav(bytes)?, decoder)
     }
 
@@ -319,11 +253,7 @@ impl Recognizer {
     }
 
     /// Recognizes 16 kHz mono audio.
-    pub fn transcribe(
-        &self,
-        waveform: &Waveform,
-        decoder: &dyn CtcDecoder,
-    ) -> Result<Transcript, RecognizeError> {
+    pub fn transcribe(&self, waveform: &Waveform, decoder: &dyn CtcDecoder) -> Result<Transcript, RecognizeError> {
         let log_probs = self.log_probs(waveform)?;
         Ok(self.decode(&log_probs, waveform.duration_s(), decoder))
     }
@@ -339,29 +269,14 @@ impl Recognizer {
     }
 
     /// The transcript of the acoustic model's output for `duration_s` of audio.
-    pub fn decode(
-        &self,
-        log_probs: &LogProbs,
-        duration_s: f64,
-        decoder: &dyn CtcDecoder,
-    ) -> Transcript {
+    pub fn decode(&self, log_probs: &LogProbs, duration_s: f64, decoder: &dyn CtcDecoder) -> Transcript {
         let hypotheses = decoder.decode(log_probs, self.model.vocabulary());
         let alternatives = if hypotheses.len() > 1 {
-            hypotheses
-                .iter()
-                .map(|h| Alternative {
-                    text: text_of(&h.words),
-                    score: h.score,
-                })
-                .collect()
+            hypotheses.iter().map(|h| Alternative { text: text_of(&h.words), score: h.score }).collect()
         } else {
             Vec::new()
         };
-        let best = hypotheses
-            .into_iter()
-            .next()
-            .map(|h| h.words)
-            .unwrap_or_default();
+        let best = hypotheses.into_iter().next().map(|h| h.words).unwrap_or_default();
         let mut transcript = Transcript::new(best, duration_s);
         transcript.alternatives = alternatives;
         transcript
@@ -371,15 +286,9 @@ impl Recognizer {
 fn read_decoder_config(dir: &Path) -> Result<DecoderConfig, LoadError> {
     let path = dir.join("decoder.json");
     match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| LoadError::DecoderConfig {
-            path,
-            message: e.to_string(),
-        }),
+        Ok(text) => serde_json::from_str(&text).map_err(|e| LoadError::DecoderConfig { path, message: e.to_string() }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DecoderConfig::default()),
-        Err(e) => Err(LoadError::DecoderConfig {
-            path,
-            message: e.to_string(),
-        }),
+        Err(e) => Err(LoadError::DecoderConfig { path, message: e.to_string() }),
     }
 }
 
@@ -389,16 +298,13 @@ mod tests {
     use crate::ctc::GreedyDecoder;
 
     fn digits() -> Recognizer {
-        let dir =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fsdd-digits");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fsdd-digits");
         Recognizer::load(Some(&dir), AudioLimits::default(), None).unwrap()
     }
 
     #[test]
     fn audio_shorter_than_one_network_step_gives_an_empty_transcript() {
-        let transcript = digits()
-            .transcribe(&Waveform::from_samples(vec![0.0; 300]), &GreedyDecoder)
-            .unwrap();
+        let transcript = digits().transcribe(&Waveform::from_samples(vec![0.0; 300]), &GreedyDecoder).unwrap();
         assert_eq!(transcript.text, "");
         assert!(transcript.words.is_empty());
         assert!((transcript.duration_s - 300.0 / 16_000.0).abs() < 1e-9);
@@ -406,83 +312,37 @@ mod tests {
 
     #[test]
     fn audio_errors_pass_through_unchanged() {
-        let err = digits()
-            .transcribe_wav(b"not audio at all", &GreedyDecoder)
-            .unwrap_err();
-        assert!(
-            matches!(err, RecognizeError::Audio(AudioError::NotWav { .. })),
-            "{err}"
-        );
+        let err = digits().transcribe_wav(b"not audio at all", &GreedyDecoder).unwrap_err();
+        assert!(matches!(err, RecognizeError::Audio(AudioError::NotWav { .. })), "{err}");
     }
 
     #[test]
     fn the_embedded_default_model_loads() {
         let recognizer = Recognizer::load(None, AudioLimits::default(), None).unwrap();
-        assert_eq!(
-            recognizer.model().config().name,
-            crate::model::DEFAULT_MODEL
-        );
+        assert_eq!(recognizer.model().config().name, crate::model::DEFAULT_MODEL);
     }
 
     #[test]
     fn beam_only_options_imply_beam_search_and_are_refused_with_greedy() {
         let r = digits();
-        assert!(r
-            .decoder(&DecodeOptions {
-                hotwords: Some("nine".into()),
-                ..Default::default()
-            })
-            .is_ok());
-        let greedy_with_hotwords = DecodeOptions {
-            decoder: Some(DecoderKind::Greedy),
-            hotwords: Some("nine".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            r.decoder(&greedy_with_hotwords).err(),
-            Some(DecodeOptionsError::NeedsBeam("hotwords"))
-        );
-        let too_wide = DecodeOptions {
-            beam_size: Some(1000),
-            ..Default::default()
-        };
-        assert!(matches!(
-            r.decoder(&too_wide).err(),
-            Some(DecodeOptionsError::OutOfRange {
-                name: "beam_size",
-                ..
-            })
-        ));
-        let no_lm = DecodeOptions {
-            lm_weight: Some(0.5),
-            ..Default::default()
-        };
-        assert_eq!(
-            r.decoder(&no_lm).err(),
-            Some(DecodeOptionsError::NeedsLm("lm_weight"))
-        );
+        assert!(r.decoder(&DecodeOptions { hotwords: Some("nine".into()), ..Default::default() }).is_ok());
+        let greedy_with_hotwords =
+            DecodeOptions { decoder: Some(DecoderKind::Greedy), hotwords: Some("nine".into()), ..Default::default() };
+        assert_eq!(r.decoder(&greedy_with_hotwords).err(), Some(DecodeOptionsError::NeedsBeam("hotwords")));
+        let too_wide = DecodeOptions { beam_size: Some(1000), ..Default::default() };
+        assert!(matches!(r.decoder(&too_wide).err(), Some(DecodeOptionsError::OutOfRange { name: "beam_size", .. })));
+        let no_lm = DecodeOptions { lm_weight: Some(0.5), ..Default::default() };
+        assert_eq!(r.decoder(&no_lm).err(), Some(DecodeOptionsError::NeedsLm("lm_weight")));
     }
 
     #[test]
     fn alternatives_list_the_n_best_with_the_transcript_first() {
         let r = digits();
-        let wav = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/data/fsdd/recordings/7_jackson_0.wav"
-        ))
-        .unwrap();
-        let decoder = r
-            .decoder(&DecodeOptions {
-                alternatives: Some(3),
-                ..Default::default()
-            })
-            .unwrap();
+        let wav = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/fsdd/recordings/7_jackson_0.wav")).unwrap();
+        let decoder = r.decoder(&DecodeOptions { alternatives: Some(3), ..Default::default() }).unwrap();
         let t = r.transcribe_wav(&wav, decoder.as_ref()).unwrap();
         assert_eq!(t.alternatives.len(), 3);
         assert_eq!(t.alternatives[0].text, t.text);
-        assert!(t
-            .alternatives
-            .windows(2)
-            .all(|w| w[0].score >= w[1].score && w[0].text != w[1].text));
+        assert!(t.alternatives.windows(2).all(|w| w[0].score >= w[1].score && w[0].text != w[1].text));
     }
 }

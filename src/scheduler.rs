@@ -51,13 +51,7 @@ pub struct SchedulerConfig {
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
-        Self {
-            workers: 1,
-            max_batch: 16,
-            max_wait_ms: 5,
-            max_queue_s: 120.0,
-            chunk_s: 10.0,
-        }
+        Self { workers: 1, max_batch: 16, max_wait_ms: 5, max_queue_s: 120.0, chunk_s: 10.0 }
     }
 }
 
@@ -69,11 +63,7 @@ pub const CHUNK_CONTEXT_S: f64 = 1.5;
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SchedulerError {
     #[error("the server is at capacity ({queued_s:.0} s of audio queued, limit {limit_s:.0} s); retry in {retry_after_s} s")]
-    Overloaded {
-        queued_s: f64,
-        limit_s: f64,
-        retry_after_s: u64,
-    },
+    Overloaded { queued_s: f64, limit_s: f64, retry_after_s: u64 },
     #[error("the server is shutting down")]
     Stopped,
 }
@@ -115,12 +105,7 @@ impl Scheduler {
             model,
             config,
             metrics,
-            queue: Mutex::new(Queue {
-                jobs: VecDeque::new(),
-                audio_s: 0.0,
-                recent_rtf: 0.05,
-                stopped: false,
-            }),
+            queue: Mutex::new(Queue { jobs: VecDeque::new(), audio_s: 0.0, recent_rtf: 0.05, stopped: false }),
             queued: Condvar::new(),
         });
         for i in 0..shared.config.workers.max(1) {
@@ -151,34 +136,22 @@ impl Scheduler {
         self.check(&queue, audio_s)?;
         queue.audio_s += audio_s;
         self.shared.metrics.queue_audio_seconds.set(queue.audio_s);
-        Ok(Admission {
-            scheduler: self,
-            audio_s,
-        })
+        Ok(Admission { scheduler: self, audio_s })
     }
 
     fn check(&self, queue: &Queue, audio_s: f64) -> Result<(), SchedulerError> {
         let limit_s = self.shared.config.max_queue_s;
         // An empty queue takes anything: the audio length limit bounds it.
         if queue.audio_s > 0.0 && queue.audio_s + audio_s > limit_s {
-            let wait_s =
-                queue.audio_s * queue.recent_rtf / self.shared.config.workers.max(1) as f64;
-            return Err(SchedulerError::Overloaded {
-                queued_s: queue.audio_s,
-                limit_s,
-                retry_after_s: wait_s.ceil().max(1.0) as u64,
-            });
+            let wait_s = queue.audio_s * queue.recent_rtf / self.shared.config.workers.max(1) as f64;
+            return Err(SchedulerError::Overloaded { queued_s: queue.audio_s, limit_s, retry_after_s: wait_s.ceil().max(1.0) as u64 });
         }
         Ok(())
     }
 
     /// The acoustic model's output for one utterance of `audio_s` seconds:
     /// [`admit`](Self::admit), then [`Admission::log_probs`].
-    pub async fn log_probs(
-        &self,
-        features: Features,
-        audio_s: f64,
-    ) -> Result<LogProbs, SchedulerError> {
+    pub async fn log_probs(&self, features: Features, audio_s: f64) -> Result<LogProbs, SchedulerError> {
         self.admit(audio_s)?.log_probs(features).await
     }
 }
@@ -211,20 +184,9 @@ impl Admission<'_> {
             let (total_s, count) = (self.audio_s, chunks.len());
             for (i, (chunk, keep)) in chunks.into_iter().enumerate() {
                 let (reply, answer) = oneshot::channel();
-                let audio_s = if i + 1 == count {
-                    self.audio_s
-                } else {
-                    total_s * keep.len() as f64 / steps.max(1) as f64
-                };
+                let audio_s = if i + 1 == count { self.audio_s } else { total_s * keep.len() as f64 / steps.max(1) as f64 };
                 self.audio_s -= audio_s;
-                queue.jobs.push_back((
-                    Job {
-                        features: chunk,
-                        audio_s,
-                        reply,
-                    },
-                    now,
-                ));
+                queue.jobs.push_back((Job { features: chunk, audio_s, reply }, now));
                 replies.push((answer, keep));
             }
             shared.metrics.queue_jobs.set(queue.jobs.len() as i64);
@@ -270,11 +232,7 @@ fn work(shared: &Shared) {
                 }
                 // A request that gave up (timeout, closed connection) no
                 // longer needs its chunks.
-                while queue
-                    .jobs
-                    .front()
-                    .is_some_and(|(job, _)| job.reply.is_closed())
-                {
+                while queue.jobs.front().is_some_and(|(job, _)| job.reply.is_closed()) {
                     let (job, _) = queue.jobs.pop_front().expect("front exists");
                     queue.audio_s -= job.audio_s;
                 }
@@ -286,11 +244,7 @@ fn work(shared: &Shared) {
                 if queue.jobs.len() >= shared.config.max_batch || waited >= max_wait {
                     break;
                 }
-                queue = shared
-                    .queued
-                    .wait_timeout(queue, max_wait - waited)
-                    .expect("scheduler lock")
-                    .0;
+                queue = shared.queued.wait_timeout(queue, max_wait - waited).expect("scheduler lock").0;
             }
             let take = queue.jobs.len().min(shared.config.max_batch.max(1));
             let taken: Vec<Job> = queue.jobs.drain(..take).map(|(job, _)| job).collect();
@@ -298,10 +252,7 @@ fn work(shared: &Shared) {
             taken
         };
         let audio_s: f64 = batch.iter().map(|job| job.audio_s).sum();
-        let batch: Vec<Job> = batch
-            .into_iter()
-            .filter(|job| !job.reply.is_closed())
-            .collect();
+        let batch: Vec<Job> = batch.into_iter().filter(|job| !job.reply.is_closed()).collect();
         let started = Instant::now();
         let inputs: Vec<&Features> = batch.iter().map(|job| &job.features).collect();
         let outputs = shared.model.forward_batch(&inputs);
@@ -325,12 +276,7 @@ fn work(shared: &Shared) {
 /// Cuts an utterance into chunks of `chunk_steps` network steps, each with
 /// up to `context_steps` more on either side; returns each chunk with the
 /// range of its steps that belongs to it. Short utterances stay whole.
-pub fn split(
-    features: Features,
-    stack: usize,
-    chunk_steps: usize,
-    context_steps: usize,
-) -> Vec<(Features, Range<usize>)> {
+pub fn split(features: Features, stack: usize, chunk_steps: usize, context_steps: usize) -> Vec<(Features, Range<usize>)> {
     let steps = features.num_frames() / stack;
     if steps <= chunk_steps + 2 * context_steps {
         return vec![(features, 0..steps)];
@@ -340,14 +286,8 @@ pub fn split(
         .step_by(chunk_steps)
         .map(|start| {
             let end = (start + chunk_steps).min(steps);
-            let (from, to) = (
-                start.saturating_sub(context_steps),
-                (end + context_steps).min(steps),
-            );
-            let chunk = Features::new(
-                features.data()[from * row..to * row].to_vec(),
-                features.num_bins(),
-            );
+            let (from, to) = (start.saturating_sub(context_steps), (end + context_steps).min(steps));
+            let chunk = Features::new(features.data()[from * row..to * row].to_vec(), features.num_bins());
             (chunk, start - from..end - from)
         })
         .collect()
@@ -380,28 +320,16 @@ mod tests {
         for (chunk, keep) in &chunks {
             let first_step = chunk.data()[0] as usize / (3 * bins);
             covered.extend(keep.clone().map(|s| first_step + s));
-            assert!(
-                keep.start == 5 || first_step == 0,
-                "context before every chunk but the first"
-            );
+            assert!(keep.start == 5 || first_step == 0, "context before every chunk but the first");
         }
         assert_eq!(covered, (0..100).collect::<Vec<_>>());
-        assert_eq!(
-            split(features, 3, 90, 5).len(),
-            1,
-            "100 steps fit one chunk of 90 with its context"
-        );
+        assert_eq!(split(features, 3, 90, 5).len(), 1, "100 steps fit one chunk of 90 with its context");
     }
 
     #[test]
     fn stitching_keeps_only_each_chunks_own_steps() {
-        let part = |steps: usize, first: f32| {
-            LogProbs::new((0..steps * 2).map(|i| first + i as f32).collect(), 2, 0.03)
-        };
+        let part = |steps: usize, first: f32| LogProbs::new((0..steps * 2).map(|i| first + i as f32).collect(), 2, 0.03);
         let stitched = stitch(vec![(part(4, 0.0), 0..3), (part(5, 100.0), 1..4)], 2, 0.03);
-        assert_eq!(
-            stitched.data(),
-            &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 102.0, 103.0, 104.0, 105.0, 106.0, 107.0]
-        );
+        assert_eq!(stitched.data(), &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 102.0, 103.0, 104.0, 105.0, 106.0, 107.0]);
     }
 }

@@ -59,17 +59,10 @@ fn spell_number(digits: &str) -> String {
     let cardinal = |n: i64| Num2Words::new(n).to_words().unwrap_or_default();
     match digits.parse::<i64>() {
         Ok(n) if digits.len() == 4 && (1100..2100).contains(&n) && !digits.starts_with('0') => {
-            Num2Words::new(n)
-                .year()
-                .to_words()
-                .unwrap_or_else(|_| cardinal(n))
+            Num2Words::new(n).year().to_words().unwrap_or_else(|_| cardinal(n))
         }
         Ok(n) if digits.len() <= 15 => cardinal(n),
-        _ => digits
-            .chars()
-            .map(|d| cardinal(i64::from(d.to_digit(10).unwrap_or(0))))
-            .collect::<Vec<_>>()
-            .join(" "),
+        _ => digits.chars().map(|d| cardinal(i64::from(d.to_digit(10).unwrap_or(0)))).collect::<Vec<_>>().join(" "),
     }
 }
 
@@ -79,14 +72,8 @@ mod tests {
 
     #[test]
     fn punctuation_and_case_become_word_breaks() {
-        assert_eq!(
-            normalize("Printing, in the ONLY sense -- isn't it?"),
-            "printing in the only sense isn't it"
-        );
-        assert_eq!(
-            normalize("'quoted' words’ and ‘curly’ ones"),
-            "quoted words and curly ones"
-        );
+        assert_eq!(normalize("Printing, in the ONLY sense -- isn't it?"), "printing in the only sense isn't it");
+        assert_eq!(normalize("'quoted' words’ and ‘curly’ ones"), "quoted words and curly ones");
         assert_eq!(normalize("salt & pepper"), "salt and pepper");
     }
 

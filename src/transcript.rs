@@ -39,21 +39,12 @@ pub struct Alternative {
 
 /// Words joined by single spaces.
 pub fn text_of(words: &[Word]) -> String {
-    words
-        .iter()
-        .map(|w| w.word.as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
+    words.iter().map(|w| w.word.as_str()).collect::<Vec<_>>().join(" ")
 }
 
 impl Transcript {
     pub fn new(words: Vec<Word>, duration_s: f64) -> Self {
-        Self {
-            text: text_of(&words),
-            duration_s,
-            words,
-            alternatives: Vec::new(),
-        }
+        Self { text: text_of(&words), duration_s, words, alternatives: Vec::new() }
     }
 
     /// Groups the words into segments, breaking at pauses of at least
@@ -90,10 +81,7 @@ pub struct SegmentRules {
 
 impl Default for SegmentRules {
     fn default() -> Self {
-        Self {
-            min_pause_s: 0.5,
-            max_words: 15,
-        }
+        Self { min_pause_s: 0.5, max_words: 15 }
     }
 }
 
@@ -120,31 +108,14 @@ fn timestamp(seconds: f64, separator: char) -> String {
 pub fn to_srt(segments: &[Segment]) -> String {
     segments
         .iter()
-        .map(|s| {
-            format!(
-                "{}\n{} --> {}\n{}\n\n",
-                s.id + 1,
-                timestamp(s.start_s, ','),
-                timestamp(s.end_s, ','),
-                s.text
-            )
-        })
+        .map(|s| format!("{}\n{} --> {}\n{}\n\n", s.id + 1, timestamp(s.start_s, ','), timestamp(s.end_s, ','), s.text))
         .collect()
 }
 
 /// WebVTT subtitles.
 pub fn to_vtt(segments: &[Segment]) -> String {
-    let cues: String = segments
-        .iter()
-        .map(|s| {
-            format!(
-                "{} --> {}\n{}\n\n",
-                timestamp(s.start_s, '.'),
-                timestamp(s.end_s, '.'),
-                s.text
-            )
-        })
-        .collect();
+    let cues: String =
+        segments.iter().map(|s| format!("{} --> {}\n{}\n\n", timestamp(s.start_s, '.'), timestamp(s.end_s, '.'), s.text)).collect();
     format!("WEBVTT\n\n{cues}")
 }
 
@@ -153,46 +124,24 @@ mod tests {
     use super::*;
 
     fn word(word: &str, start_s: f64, end_s: f64) -> Word {
-        Word {
-            word: word.into(),
-            start_s,
-            end_s,
-            confidence: 0.9,
-        }
+        Word { word: word.into(), start_s, end_s, confidence: 0.9 }
     }
 
     #[test]
     fn segments_break_at_long_pauses_and_after_max_words() {
-        let words = vec![
-            word("one", 0.0, 0.3),
-            word("two", 0.4, 0.7),
-            word("three", 1.3, 1.6),
-            word("four", 1.7, 2.0),
-        ];
+        let words = vec![word("one", 0.0, 0.3), word("two", 0.4, 0.7), word("three", 1.3, 1.6), word("four", 1.7, 2.0)];
         let t = Transcript::new(words, 2.0);
         assert_eq!(t.text, "one two three four");
         let segments = t.segments(SegmentRules::default());
-        assert_eq!(
-            segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>(),
-            ["one two", "three four"]
-        );
+        assert_eq!(segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>(), ["one two", "three four"]);
         assert_eq!((segments[1].start_s, segments[1].end_s), (1.3, 2.0));
-        let by_count = t.segments(SegmentRules {
-            min_pause_s: 10.0,
-            max_words: 3,
-        });
-        assert_eq!(
-            by_count.iter().map(|s| s.words.len()).collect::<Vec<_>>(),
-            [3, 1]
-        );
+        let by_count = t.segments(SegmentRules { min_pause_s: 10.0, max_words: 3 });
+        assert_eq!(by_count.iter().map(|s| s.words.len()).collect::<Vec<_>>(), [3, 1]);
     }
 
     #[test]
     fn subtitles_have_the_standard_layout() {
-        let t = Transcript::new(
-            vec![word("hello", 0.0, 0.5), word("world", 3661.25, 3662.0)],
-            3663.0,
-        );
+        let t = Transcript::new(vec![word("hello", 0.0, 0.5), word("world", 3661.25, 3662.0)], 3663.0);
         let segments = t.segments(SegmentRules::default());
         assert_eq!(to_srt(&segments), "1\n00:00:00,000 --> 00:00:00,500\nhello\n\n2\n01:01:01,250 --> 01:01:02,000\nworld\n\n");
         assert_eq!(to_vtt(&segments), "WEBVTT\n\n00:00:00.000 --> 00:00:00.500\nhello\n\n01:01:01.250 --> 01:01:02.000\nworld\n\n");

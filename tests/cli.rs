@@ -5,51 +5,25 @@ mod common;
 use std::process::Command;
 
 fn hark(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_hark"))
-        .args(args)
-        .env_remove("HARK_MODEL")
-        .env("HARK_LOG", "warn")
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_hark")).args(args).env_remove("HARK_MODEL").env("HARK_LOG", "warn").output().unwrap()
 }
 
 fn take(name: &str) -> String {
-    common::shared_data()
-        .join("fsdd/recordings")
-        .join(name)
-        .display()
-        .to_string()
+    common::shared_data().join("fsdd/recordings").join(name).display().to_string()
 }
 
 #[test]
 fn transcribe_prints_the_text_or_json() {
     let model = common::fixture("fsdd-digits").display().to_string();
     let out = hark(&["transcribe", "--model", &model, &take("5_jackson_0.wav")]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "five");
 
-    let out = hark(&[
-        "transcribe",
-        "--model",
-        &model,
-        "--json",
-        &take("5_jackson_0.wav"),
-        &take("0_lucas_0.wav"),
-    ]);
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let out = hark(&["transcribe", "--model", &model, "--json", &take("5_jackson_0.wav"), &take("0_lucas_0.wav")]);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[1]["text"], "zero");
-    assert!(lines[1]["file"]
-        .as_str()
-        .unwrap()
-        .ends_with("0_lucas_0.wav"));
+    assert!(lines[1]["file"].as_str().unwrap().ends_with("0_lucas_0.wav"));
     assert!(lines[1]["words"][0]["confidence"].as_f64().unwrap() > 0.0);
 }
 
@@ -61,38 +35,18 @@ fn the_built_in_model_works_from_any_directory() {
         .env_remove("HARK_MODEL")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!String::from_utf8_lossy(&out.stdout).trim().is_empty());
 }
 
 #[test]
 fn transcribe_reports_unreadable_files_and_fails() {
-    let out = hark(&[
-        "transcribe",
-        common::repo().join("Cargo.toml").to_str().unwrap(),
-    ]);
+    let out = hark(&["transcribe", common::repo().join("Cargo.toml").to_str().unwrap()]);
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("not a WAV file"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = hark(&[
-        "transcribe",
-        "--model",
-        "/nonexistent",
-        &take("5_jackson_0.wav"),
-    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a WAV file"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = hark(&["transcribe", "--model", "/nonexistent", &take("5_jackson_0.wav")]);
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("/nonexistent"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
@@ -103,106 +57,43 @@ fn eval_prints_wer_cer_and_the_worst_utterances() {
     let lines: String = ["1_george_0.wav", "2_theo_0.wav", "3_lucas_0.wav"]
         .iter()
         .zip(["one", "two", "three"])
-        .map(|(f, t)| {
-            format!(
-                "{{\"audio_filepath\": \"{}\", \"duration\": 0.5, \"text\": \"{t}\"}}\n",
-                take(f)
-            )
-        })
+        .map(|(f, t)| format!("{{\"audio_filepath\": \"{}\", \"duration\": 0.5, \"text\": \"{t}\"}}\n", take(f)))
         .collect();
     std::fs::write(&manifest, lines).unwrap();
     let model = common::fixture("fsdd-digits").display().to_string();
-    let out = hark(&[
-        "eval",
-        "--model",
-        &model,
-        "--worst",
-        "1",
-        manifest.to_str().unwrap(),
-    ]);
+    let out = hark(&["eval", "--model", &model, "--worst", "1", manifest.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("3 utterances"), "{stdout}");
-    let wer: f64 = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("WER:"))
-        .unwrap()
-        .trim()
-        .trim_end_matches('%')
-        .parse()
-        .unwrap();
+    let wer: f64 = stdout.lines().find_map(|l| l.strip_prefix("WER:")).unwrap().trim().trim_end_matches('%').parse().unwrap();
     assert!((0.0..=100.0).contains(&wer), "{stdout}");
-    assert!(
-        stdout.contains("CER:") && stdout.contains("RTF:") && stdout.contains("ref: "),
-        "{stdout}"
-    );
+    assert!(stdout.contains("CER:") && stdout.contains("RTF:") && stdout.contains("ref: "), "{stdout}");
 }
 
 #[test]
 fn decode_writes_the_16_khz_float_audio_hark_hears() {
     let dir = std::env::temp_dir().join(format!("hark-cli-decode-{}", std::process::id()));
-    let out = hark(&[
-        "decode",
-        "--out-dir",
-        dir.to_str().unwrap(),
-        &take("4_george_1.wav"),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = hark(&["decode", "--out-dir", dir.to_str().unwrap(), &take("4_george_1.wav")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let original = hound::WavReader::open(take("4_george_1.wav")).unwrap();
     let decoded = hound::WavReader::open(dir.join("4_george_1.wav")).unwrap();
     let spec = decoded.spec();
-    assert_eq!(
-        (spec.sample_rate, spec.channels, spec.sample_format),
-        (16_000, 1, hound::SampleFormat::Float)
-    );
-    assert!(
-        (i64::from(decoded.len()) - 2 * i64::from(original.len())).abs() <= 2,
-        "{} vs {}",
-        decoded.len(),
-        original.len()
-    );
+    assert_eq!((spec.sample_rate, spec.channels, spec.sample_format), (16_000, 1, hound::SampleFormat::Float));
+    assert!((i64::from(decoded.len()) - 2 * i64::from(original.len())).abs() <= 2, "{} vs {}", decoded.len(), original.len());
 }
 
 #[test]
 fn bench_measures_one_stream_and_concurrent_clients_against_the_real_server() {
     let model = common::fixture("fsdd-digits").display().to_string();
-    let args = [
-        "bench",
-        "--model",
-        &model,
-        "--audio",
-        &take("3_theo_0.wav"),
-        "--single-s",
-        "1,2",
-        "--clients",
-        "1,3",
-    ];
+    let args = ["bench", "--model", &model, "--audio", &take("3_theo_0.wav"), "--single-s", "1,2", "--clients", "1,3"];
     let out = hark(&[&args[..], &["--clip-s", "0.5", "--duration-s", "1"]].concat());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(stdout.matches(" s audio: RTF ").count(), 2, "{stdout}");
-    let runs: Vec<&str> = stdout
-        .lines()
-        .filter(|l| l.contains(" clients: "))
-        .collect();
+    let runs: Vec<&str> = stdout.lines().filter(|l| l.contains(" clients: ")).collect();
     assert_eq!(runs.len(), 2, "{stdout}");
     for run in runs {
-        assert!(
-            run.ends_with("other 0") && !run.contains("200 × 0:"),
-            "every request served: {run}"
-        );
+        assert!(run.ends_with("other 0") && !run.contains("200 × 0:"), "every request served: {run}");
     }
     assert!(stdout.contains("peak RSS"), "{stdout}");
 }

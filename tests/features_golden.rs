@@ -14,13 +14,7 @@ use hark::features::{Fbank, FbankOptions};
 fn options_from_golden(kind: &str) -> FbankOptions {
     let bytes = std::fs::read(common::fixture("fbank_golden.safetensors")).unwrap();
     let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let json = metadata
-        .metadata()
-        .as_ref()
-        .unwrap()
-        .get(kind)
-        .unwrap()
-        .clone();
+    let json = metadata.metadata().as_ref().unwrap().get(kind).unwrap().clone();
     serde_json::from_str(&json).unwrap()
 }
 
@@ -30,28 +24,12 @@ fn features_match_kaldi_native_fbank_within_1e_3() {
     for kind in ["default", "variant"] {
         let fbank = Fbank::new(options_from_golden(kind)).unwrap();
         for audio in ["hello-16k.wav", "chirp-noise-16k.wav"] {
-            let wave = decode_wav(
-                &std::fs::read(common::test_audio(audio)).unwrap(),
-                &AudioLimits::default(),
-            )
-            .unwrap();
+            let wave = decode_wav(&std::fs::read(common::test_audio(audio)).unwrap(), &AudioLimits::default()).unwrap();
             let ours = fbank.compute(&wave);
             let (shape, want) = &golden[&format!("{audio}/{kind}")];
-            assert_eq!(
-                [ours.num_frames(), ours.num_bins()],
-                shape[..],
-                "{audio} {kind}: frame count"
-            );
-            let max_diff = ours
-                .data()
-                .iter()
-                .zip(want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            assert!(
-                max_diff <= 1e-3,
-                "{audio} {kind}: max abs difference {max_diff}"
-            );
+            assert_eq!([ours.num_frames(), ours.num_bins()], shape[..], "{audio} {kind}: frame count");
+            let max_diff = ours.data().iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(max_diff <= 1e-3, "{audio} {kind}: max abs difference {max_diff}");
         }
     }
 }

@@ -39,26 +39,13 @@ fn measure(server: &HarkServer, cases: &[Case], hotwords: Option<&str>) -> (usiz
     let client = Client::new();
     let (mut found, mut errors, mut words) = (0, 0, 0);
     for case in cases {
-        let query = hotwords
-            .map(|list| serde_urlencoded::to_string([("hotwords", list)]).unwrap())
-            .unwrap_or_default();
+        let query = hotwords.map(|list| serde_urlencoded::to_string([("hotwords", list)]).unwrap()).unwrap_or_default();
         let request = client.post(server.url(&format!("/v1/transcribe?{query}")));
-        let body: Value = request
-            .body(case.wav.clone())
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        let text = body["text"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no text in {body}"));
+        let body: Value = request.body(case.wav.clone()).send().unwrap().json().unwrap();
+        let text = body["text"].as_str().unwrap_or_else(|| panic!("no text in {body}"));
         let hyp: Vec<&str> = text.split(' ').filter(|w| !w.is_empty()).collect();
         found += usize::from(hyp.contains(&case.hotword.as_str()));
-        let reference: Vec<&str> = case
-            .text
-            .split(' ')
-            .filter(|w| *w != case.hotword)
-            .collect();
+        let reference: Vec<&str> = case.text.split(' ').filter(|w| *w != case.hotword).collect();
         let others: Vec<&str> = hyp.into_iter().filter(|w| *w != case.hotword).collect();
         errors += edit_distance(&reference, &others);
         words += reference.len();
@@ -74,40 +61,21 @@ fn boosting_names_finds_more_of_them_without_hurting_the_rest() {
     let names: Vec<&str> = cases.iter().map(|c| c.hotword.as_str()).collect();
     let (plain_found, plain_rest_wer) = measure(&server, &cases, None);
     println!("hotwords  boost  recall  WER of the other words");
-    println!(
-        "none      -      {plain_found:>2}/{}   {plain_rest_wer:.1}%",
-        cases.len()
-    );
+    println!("none      -      {plain_found:>2}/{}   {plain_rest_wer:.1}%", cases.len());
     let mut default = (0, 0.0);
     for boost in [None, Some(2.0), Some(4.0)] {
         let list = match boost {
             None => names.join(","),
-            Some(b) => names
-                .iter()
-                .map(|n| format!("{n}:{b}"))
-                .collect::<Vec<_>>()
-                .join(","),
+            Some(b) => names.iter().map(|n| format!("{n}:{b}")).collect::<Vec<_>>().join(","),
         };
         let (found, rest_wer) = measure(&server, &cases, Some(&list));
-        let label = boost.map_or(
-            format!("{} (default)", hark::ctc::hotwords::DEFAULT_BOOST),
-            |b| b.to_string(),
-        );
-        println!(
-            "all 12    {label:<6} {found:>2}/{}   {rest_wer:.1}%",
-            cases.len()
-        );
+        let label = boost.map_or(format!("{} (default)", hark::ctc::hotwords::DEFAULT_BOOST), |b| b.to_string());
+        println!("all 12    {label:<6} {found:>2}/{}   {rest_wer:.1}%", cases.len());
         if boost.is_none() {
             default = (found, rest_wer);
         }
     }
     let (found, rest_wer) = default;
-    assert!(
-        found >= plain_found + 3,
-        "boosting found {found} names, without {plain_found}"
-    );
-    assert!(
-        rest_wer <= plain_rest_wer + 5.0,
-        "the other words: WER {rest_wer:.1}% boosted vs {plain_rest_wer:.1}%"
-    );
+    assert!(found >= plain_found + 3, "boosting found {found} names, without {plain_found}");
+    assert!(rest_wer <= plain_rest_wer + 5.0, "the other words: WER {rest_wer:.1}% boosted vs {plain_rest_wer:.1}%");
 }

@@ -14,42 +14,24 @@ use hark::model::{AcousticModel, ModelFiles};
 fn english_features(model: &AcousticModel) -> Vec<Features> {
     let fbank = Fbank::new(model.config().features.clone()).unwrap();
     let ljspeech = common::shared_data().join("ljspeech-dev/LJ001-0001.wav");
-    [
-        ljspeech,
-        common::test_audio("hello-16k.wav"),
-        common::test_audio("chirp-noise-16k.wav"),
-    ]
-    .iter()
-    .map(|path| {
-        fbank.compute(&decode_wav(&std::fs::read(path).unwrap(), &AudioLimits::default()).unwrap())
-    })
-    .collect()
+    [ljspeech, common::test_audio("hello-16k.wav"), common::test_audio("chirp-noise-16k.wav")]
+        .iter()
+        .map(|path| fbank.compute(&decode_wav(&std::fs::read(path).unwrap(), &AudioLimits::default()).unwrap()))
+        .collect()
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, f32::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
 }
 
 #[test]
 fn the_fast_path_matches_candle_nns_lstm_within_1e_4() {
-    for dir in [
-        common::repo().join("models/hark-en"),
-        common::fixture("fsdd-digits"),
-    ] {
+    for dir in [common::repo().join("models/hark-en"), common::fixture("fsdd-digits")] {
         let files = ModelFiles::read_dir(&dir).unwrap();
-        let (fast, reference) = (
-            AcousticModel::load(&files).unwrap(),
-            ReferenceModel::load(&files).unwrap(),
-        );
+        let (fast, reference) = (AcousticModel::load(&files).unwrap(), ReferenceModel::load(&files).unwrap());
         for features in english_features(&fast) {
-            let diff = max_abs_diff(
-                fast.forward(&features).data(),
-                &reference.forward(&features).unwrap(),
-            );
+            let diff = max_abs_diff(fast.forward(&features).data(), &reference.forward(&features).unwrap());
             assert!(diff <= 1e-4, "{}: max abs difference {diff}", dir.display());
         }
     }
@@ -62,10 +44,7 @@ fn a_batch_gives_each_utterance_what_it_gets_alone() {
     // Also a clip shorter than one network step, and one cut mid-way.
     features.push(Features::new(vec![0.0; 2 * 80], 80));
     let first = &features[0];
-    features.push(Features::new(
-        first.data()[..first.data().len() / 2 / 80 * 80].to_vec(),
-        80,
-    ));
+    features.push(Features::new(first.data()[..first.data().len() / 2 / 80 * 80].to_vec(), 80));
     let batch: Vec<&Features> = features.iter().rev().collect();
     let together = model.forward_batch(&batch);
     assert_eq!(together.len(), batch.len());
@@ -85,20 +64,13 @@ fn log_probs_match_pytorch_within_1e_4() {
         let (want_shape, want) = &golden[&format!("{audio}/log_probs")];
         let log_probs = model.forward(&Features::new(feats.clone(), shape[1]));
         assert_eq!([log_probs.num_steps(), log_probs.vocab()], want_shape[..]);
-        let max_diff = log_probs
-            .data()
-            .iter()
-            .zip(want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let max_diff = log_probs.data().iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(max_diff <= 1e-4, "{audio}: max abs difference {max_diff}");
     }
 }
 
 /// Rewrites the fixture's safetensors with one tensor removed or reshaped.
-fn broken_model(
-    edit: impl Fn(&str, Vec<usize>) -> Option<Vec<usize>>,
-) -> Result<AcousticModel, String> {
+fn broken_model(edit: impl Fn(&str, Vec<usize>) -> Option<Vec<usize>>) -> Result<AcousticModel, String> {
     let dir = common::fixture("fsdd-digits");
     let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
     let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
@@ -110,15 +82,8 @@ fn broken_model(
             kept.push((name, view.dtype(), shape, data));
         }
     }
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = kept
-        .iter()
-        .map(|(n, d, s, data)| {
-            (
-                n.clone(),
-                safetensors::tensor::TensorView::new(*d, s.clone(), data).unwrap(),
-            )
-        })
-        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> =
+        kept.iter().map(|(n, d, s, data)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), data).unwrap())).collect();
     let rewritten = safetensors::serialize(views, None).unwrap();
     let files = ModelFiles {
         config_json: std::fs::read(dir.join("config.json")).unwrap().into(),
@@ -130,41 +95,20 @@ fn broken_model(
 
 #[test]
 fn loading_errors_name_the_missing_or_misshaped_tensor() {
-    let missing =
-        broken_model(|name, shape| (name != "lstm.weight_hh_l1_reverse").then_some(shape))
-            .unwrap_err();
+    let missing = broken_model(|name, shape| (name != "lstm.weight_hh_l1_reverse").then_some(shape)).unwrap_err();
     assert!(missing.contains("lstm.weight_hh_l1_reverse"), "{missing}");
-    let misshaped = broken_model(|name, shape| {
-        Some(if name == "out.weight" {
-            vec![shape[0] + 1, shape[1]]
-        } else {
-            shape
-        })
-    })
-    .unwrap_err();
-    assert!(
-        misshaped.contains("out.weight") && misshaped.contains("shape"),
-        "{misshaped}"
-    );
+    let misshaped = broken_model(|name, shape| Some(if name == "out.weight" { vec![shape[0] + 1, shape[1]] } else { shape })).unwrap_err();
+    assert!(misshaped.contains("out.weight") && misshaped.contains("shape"), "{misshaped}");
     assert!(broken_model(|_, shape| Some(shape)).is_ok());
 }
 
 #[test]
 fn f32_weights_load_and_give_the_same_output_as_f16() {
     let dir = common::fixture("fsdd-digits");
-    let tensors =
-        candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu)
-            .unwrap();
-    assert!(
-        tensors
-            .values()
-            .all(|t| t.dtype() == candle_core::DType::F16),
-        "the fixture is stored as f16"
-    );
-    let f32_tensors: std::collections::HashMap<String, candle_core::Tensor> = tensors
-        .into_iter()
-        .map(|(k, t)| (k, t.to_dtype(candle_core::DType::F32).unwrap()))
-        .collect();
+    let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    assert!(tensors.values().all(|t| t.dtype() == candle_core::DType::F16), "the fixture is stored as f16");
+    let f32_tensors: std::collections::HashMap<String, candle_core::Tensor> =
+        tensors.into_iter().map(|(k, t)| (k, t.to_dtype(candle_core::DType::F32).unwrap())).collect();
     let path = std::env::temp_dir().join(format!("hark-f32-{}.safetensors", std::process::id()));
     candle_core::safetensors::save(&f32_tensors, &path).unwrap();
     let files = ModelFiles {

@@ -14,37 +14,20 @@ use hark::recognizer::Recognizer;
 use hark::scheduler::{split, stitch, Scheduler, SchedulerConfig, SchedulerError};
 
 fn english() -> Recognizer {
-    Recognizer::load(
-        Some(&common::repo().join("models/hark-en")),
-        AudioLimits::default(),
-        None,
-    )
-    .unwrap()
+    Recognizer::load(Some(&common::repo().join("models/hark-en")), AudioLimits::default(), None).unwrap()
 }
 
 fn ljspeech(names: &[&str]) -> Waveform {
     let mut samples = Vec::new();
     for name in names {
-        let bytes = std::fs::read(
-            common::shared_data()
-                .join("ljspeech-dev")
-                .join(format!("{name}.wav")),
-        )
-        .unwrap();
-        samples.extend_from_slice(
-            decode_wav(&bytes, &AudioLimits::default())
-                .unwrap()
-                .samples(),
-        );
+        let bytes = std::fs::read(common::shared_data().join("ljspeech-dev").join(format!("{name}.wav"))).unwrap();
+        samples.extend_from_slice(decode_wav(&bytes, &AudioLimits::default()).unwrap().samples());
     }
     Waveform::from_samples(samples)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
 }
 
 /// Eight LJSpeech clips back to back (about 50 s) and their text.
@@ -53,11 +36,7 @@ fn long_speech(group: usize) -> (Waveform, String) {
     let (mut samples, mut text) = (Vec::new(), Vec::new());
     for u in &utterances[group * 8..(group + 1) * 8] {
         let bytes = std::fs::read(&u.audio_path).unwrap();
-        samples.extend_from_slice(
-            decode_wav(&bytes, &AudioLimits::default())
-                .unwrap()
-                .samples(),
-        );
+        samples.extend_from_slice(decode_wav(&bytes, &AudioLimits::default()).unwrap().samples());
         text.push(u.text.clone());
     }
     (Waveform::from_samples(samples), text.join(" "))
@@ -71,10 +50,7 @@ fn chunks_stitch_back_in_place() {
     let (speech, _) = long_speech(0);
     let features = recognizer.features(&speech);
     let whole = recognizer.model().forward(&features);
-    let parts = split(features, 3, 200, 10_000)
-        .into_iter()
-        .map(|(chunk, keep)| (recognizer.model().forward(&chunk), keep))
-        .collect();
+    let parts = split(features, 3, 200, 10_000).into_iter().map(|(chunk, keep)| (recognizer.model().forward(&chunk), keep)).collect();
     assert_eq!(stitch(parts, whole.vocab(), whole.step_s()), whole);
 }
 
@@ -83,71 +59,39 @@ fn long_audio_in_chunks_is_recognized_as_well_as_whole() {
     // The BiLSTM sees 1.5 s of context across each cut; measured on 50 s
     // of LJSpeech (eight clips), chunked WER is within a point of whole.
     let recognizer = english();
-    let scheduler = Scheduler::new(
-        recognizer.shared_model(),
-        SchedulerConfig::default(),
-        Arc::new(Metrics::new()),
-    );
+    let scheduler = Scheduler::new(recognizer.shared_model(), SchedulerConfig::default(), Arc::new(Metrics::new()));
     let rt = runtime();
     let (mut whole_errors, mut chunked_errors, mut words) = (0, 0, 0);
     for group in 0..2 {
         let (speech, text) = long_speech(group);
         assert!(speech.duration_s() > 40.0);
         let whole = recognizer.transcribe(&speech, &GreedyDecoder).unwrap();
-        let log_probs = rt
-            .block_on(scheduler.log_probs(recognizer.features(&speech), speech.duration_s()))
-            .unwrap();
-        assert_eq!(
-            log_probs.num_steps(),
-            recognizer.log_probs(&speech).unwrap().num_steps()
-        );
+        let log_probs = rt.block_on(scheduler.log_probs(recognizer.features(&speech), speech.duration_s())).unwrap();
+        assert_eq!(log_probs.num_steps(), recognizer.log_probs(&speech).unwrap().num_steps());
         let chunked = recognizer.decode(&log_probs, speech.duration_s(), &GreedyDecoder);
         whole_errors += Scored::new("whole".into(), text.clone(), whole.text).word_errors;
         chunked_errors += Scored::new("chunked".into(), text.clone(), chunked.text).word_errors;
         words += Scored::new("reference".into(), text, String::new()).words;
     }
-    let (whole_wer, chunked_wer) = (
-        whole_errors as f64 / words as f64,
-        chunked_errors as f64 / words as f64,
-    );
-    assert!(
-        chunked_wer <= whole_wer + 0.03,
-        "chunked WER {chunked_wer:.3} vs whole {whole_wer:.3}"
-    );
+    let (whole_wer, chunked_wer) = (whole_errors as f64 / words as f64, chunked_errors as f64 / words as f64);
+    assert!(chunked_wer <= whole_wer + 0.03, "chunked WER {chunked_wer:.3} vs whole {whole_wer:.3}");
 }
 
 #[test]
 fn concurrent_requests_share_batches_and_get_their_own_answers() {
     let recognizer = english();
-    let clips: Vec<Waveform> = ["LJ001-0001", "LJ001-0002", "LJ001-0003", "LJ001-0004"]
-        .iter()
-        .map(|n| ljspeech(&[n]))
-        .collect();
+    let clips: Vec<Waveform> = ["LJ001-0001", "LJ001-0002", "LJ001-0003", "LJ001-0004"].iter().map(|n| ljspeech(&[n])).collect();
     let metrics = Arc::new(Metrics::new());
-    let config = SchedulerConfig {
-        max_wait_ms: 500,
-        ..Default::default()
-    };
+    let config = SchedulerConfig { max_wait_ms: 500, ..Default::default() };
     let scheduler = Scheduler::new(recognizer.shared_model(), config, metrics.clone());
-    let request =
-        |clip: &Waveform| scheduler.log_probs(recognizer.features(clip), clip.duration_s());
+    let request = |clip: &Waveform| scheduler.log_probs(recognizer.features(clip), clip.duration_s());
     let outputs = runtime().block_on(async {
-        let (a, b, c, d) = tokio::join!(
-            request(&clips[0]),
-            request(&clips[1]),
-            request(&clips[2]),
-            request(&clips[3])
-        );
+        let (a, b, c, d) = tokio::join!(request(&clips[0]), request(&clips[1]), request(&clips[2]), request(&clips[3]));
         [a, b, c, d]
     });
     for (clip, output) in clips.iter().zip(outputs) {
         let alone = recognizer.log_probs(clip).unwrap();
-        let diff = alone
-            .data()
-            .iter()
-            .zip(output.unwrap().data())
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let diff = alone.data().iter().zip(output.unwrap().data()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(diff <= 1e-4, "{diff}");
     }
     // All four arrived within the 500 ms wait: one batch.
@@ -159,41 +103,17 @@ fn concurrent_requests_share_batches_and_get_their_own_answers() {
 fn a_full_queue_refuses_at_once_and_names_the_limit() {
     let recognizer = english();
     let clip = ljspeech(&["LJ001-0001"]);
-    let config = SchedulerConfig {
-        max_wait_ms: 60_000,
-        max_queue_s: 15.0,
-        ..Default::default()
-    };
+    let config = SchedulerConfig { max_wait_ms: 60_000, max_queue_s: 15.0, ..Default::default() };
     let scheduler = Scheduler::new(recognizer.shared_model(), config, Arc::new(Metrics::new()));
     let rt = runtime();
     rt.block_on(async {
         // The first waits a minute for company; dropping it withdraws it.
         let first = scheduler.log_probs(recognizer.features(&clip), clip.duration_s());
         tokio::pin!(first);
-        assert!(
-            tokio::time::timeout(std::time::Duration::from_millis(50), &mut first)
-                .await
-                .is_err()
-        );
-        let refused = scheduler
-            .log_probs(recognizer.features(&clip), clip.duration_s())
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(
-                refused,
-                SchedulerError::Overloaded {
-                    retry_after_s: 1..,
-                    ..
-                }
-            ),
-            "{refused:?}"
-        );
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(50), &mut first).await.is_err());
+        let refused = scheduler.log_probs(recognizer.features(&clip), clip.duration_s()).await.unwrap_err();
+        assert!(matches!(refused, SchedulerError::Overloaded { retry_after_s: 1.., .. }), "{refused:?}");
         assert!(refused.to_string().contains("limit 15 s"), "{refused}");
-        assert_eq!(
-            scheduler.check_capacity(),
-            Ok(()),
-            "9.7 s queued of 15: room for a short one"
-        );
+        assert_eq!(scheduler.check_capacity(), Ok(()), "9.7 s queued of 15: room for a short one");
     });
 }

@@ -36,13 +36,7 @@ pub struct BeamOptions {
 
 impl Default for BeamOptions {
     fn default() -> Self {
-        Self {
-            beam_size: 16,
-            token_min_log_prob: -8.0,
-            token_top_k: 8,
-            beam_prune_log_prob: 15.0,
-            alternatives: 1,
-        }
+        Self { beam_size: 16, token_min_log_prob: -8.0, token_top_k: 8, beam_prune_log_prob: 15.0, alternatives: 1 }
     }
 }
 
@@ -69,13 +63,8 @@ impl Lexicon {
         let mut trie = TokenTrie::new();
         let mut is_word = vec![false];
         for word in words {
-            let tokens: Option<Vec<usize>> = word
-                .chars()
-                .map(|c| vocabulary.id(c.encode_utf8(&mut [0; 4])))
-                .collect();
-            if let Some(tokens) =
-                tokens.filter(|t| !t.is_empty() && !t.contains(&vocabulary.word_separator()))
-            {
+            let tokens: Option<Vec<usize>> = word.chars().map(|c| vocabulary.id(c.encode_utf8(&mut [0; 4]))).collect();
+            if let Some(tokens) = tokens.filter(|t| !t.is_empty() && !t.contains(&vocabulary.word_separator())) {
                 let path = trie.insert(&tokens);
                 is_word.resize(trie.len(), false);
                 is_word[path[path.len() - 1] as usize] = true;
@@ -190,13 +179,7 @@ impl<'a> Search<'a> {
             hot: HotState::default(),
             lex: LexState::In(ROOT),
         };
-        Self {
-            decoder,
-            vocabulary,
-            separator: vocabulary.word_separator(),
-            prefixes: vec![root],
-            children: FxHashMap::default(),
-        }
+        Self { decoder, vocabulary, separator: vocabulary.word_separator(), prefixes: vec![root], children: FxHashMap::default() }
     }
 
     /// A separator right after another (or at the start) adds nothing to
@@ -249,13 +232,7 @@ impl<'a> Search<'a> {
             return child;
         }
         let parent = &self.prefixes[prefix as usize];
-        let mut child = Prefix {
-            parent: prefix,
-            token,
-            first_step: step,
-            last_step: step,
-            ..parent.clone()
-        };
+        let mut child = Prefix { parent: prefix, token, first_step: step, last_step: step, ..parent.clone() };
         let id = self.prefixes.len() as u32;
         if token == self.separator {
             let (score, lm_state, hot) = self.finish_word(prefix);
@@ -301,8 +278,7 @@ impl<'a> Search<'a> {
         }
         score += self.decoder.hotwords.finish(hot, self.separator);
         if let (Some(fusion), Some(state)) = (&self.decoder.lm, lm_state) {
-            score +=
-                fusion.weight * LN_10 * fusion.lm.score(state, Some(fusion.lm.end_of_sentence())).0;
+            score += fusion.weight * LN_10 * fusion.lm.score(state, Some(fusion.lm.end_of_sentence())).0;
         }
         score
     }
@@ -327,13 +303,7 @@ impl<'a> Search<'a> {
                     frames += 1;
                 }
             }
-            spans.push(TokenSpan {
-                token: p.token,
-                first_step: first as usize,
-                last_step: last as usize,
-                log_prob_sum,
-                frames,
-            });
+            spans.push(TokenSpan { token: p.token, first_step: first as usize, last_step: last as usize, log_prob_sum, frames });
             next_first = first;
             node = p.parent;
         }
@@ -343,25 +313,14 @@ impl<'a> Search<'a> {
 
     fn run(mut self, log_probs: &LogProbs) -> Vec<Hypothesis> {
         let options = self.decoder.options;
-        let mut beams = vec![Beam {
-            prefix: ROOT_PREFIX,
-            blank: 0.0,
-            token: f32::NEG_INFINITY,
-            entered: 0.0,
-            carried: 0.0,
-        }];
+        let mut beams = vec![Beam { prefix: ROOT_PREFIX, blank: 0.0, token: f32::NEG_INFINITY, entered: 0.0, carried: 0.0 }];
         let mut next: Vec<Beam> = Vec::new();
         let mut slot: FxHashMap<u32, usize> = FxHashMap::default();
         let mut candidates: Vec<(usize, f32)> = Vec::with_capacity(log_probs.vocab());
         for t in 0..log_probs.num_steps() {
             let row = log_probs.step(t);
             candidates.clear();
-            candidates.extend(
-                row.iter()
-                    .copied()
-                    .enumerate()
-                    .filter(|&(_, lp)| lp >= options.token_min_log_prob),
-            );
+            candidates.extend(row.iter().copied().enumerate().filter(|&(_, lp)| lp >= options.token_min_log_prob));
             if candidates.is_empty() {
                 candidates.push(super::argmax(row));
             }
@@ -370,35 +329,25 @@ impl<'a> Search<'a> {
 
             next.clear();
             slot.clear();
-            let mut add =
-                |next: &mut Vec<Beam>, prefix: u32, blank: f32, token: f32, entered: bool| {
-                    let i = *slot.entry(prefix).or_insert_with(|| {
-                        let none = f32::NEG_INFINITY;
-                        next.push(Beam {
-                            prefix,
-                            blank: none,
-                            token: none,
-                            entered: none,
-                            carried: none,
-                        });
-                        next.len() - 1
-                    });
-                    let b = &mut next[i];
-                    b.blank = log_add(b.blank, blank);
-                    b.token = log_add(b.token, token);
-                    let mass = log_add(blank, token);
-                    if entered {
-                        b.entered = log_add(b.entered, mass);
-                    } else {
-                        b.carried = log_add(b.carried, mass);
-                    }
-                };
+            let mut add = |next: &mut Vec<Beam>, prefix: u32, blank: f32, token: f32, entered: bool| {
+                let i = *slot.entry(prefix).or_insert_with(|| {
+                    let none = f32::NEG_INFINITY;
+                    next.push(Beam { prefix, blank: none, token: none, entered: none, carried: none });
+                    next.len() - 1
+                });
+                let b = &mut next[i];
+                b.blank = log_add(b.blank, blank);
+                b.token = log_add(b.token, token);
+                let mass = log_add(blank, token);
+                if entered {
+                    b.entered = log_add(b.entered, mass);
+                } else {
+                    b.carried = log_add(b.carried, mass);
+                }
+            };
             let none = f32::NEG_INFINITY;
             let score = |p: &[Prefix], b: &Beam| b.acoustic() + p[b.prefix as usize].bonus;
-            let best = beams
-                .iter()
-                .map(|b| score(&self.prefixes, b))
-                .fold(f32::NEG_INFINITY, f32::max);
+            let best = beams.iter().map(|b| score(&self.prefixes, b)).fold(f32::NEG_INFINITY, f32::max);
             let best_lp = candidates[0].1;
             for beam in &beams {
                 let total = beam.acoustic();
@@ -408,9 +357,7 @@ impl<'a> Search<'a> {
                     if behind + lp < -options.beam_prune_log_prob {
                         break;
                     }
-                    if token == BLANK
-                        || (token == self.separator && self.at_word_start(beam.prefix))
-                    {
+                    if token == BLANK || (token == self.separator && self.at_word_start(beam.prefix)) {
                         add(&mut next, beam.prefix, total + lp, none, false);
                     } else if token == last && beam.prefix != ROOT_PREFIX {
                         // Held: the same token goes on; after a blank it is a new one.
@@ -433,24 +380,17 @@ impl<'a> Search<'a> {
             }
             if next.len() > options.beam_size {
                 let prefixes = &self.prefixes;
-                next.select_nth_unstable_by(options.beam_size - 1, |a, b| {
-                    score(prefixes, b).total_cmp(&score(prefixes, a))
-                });
+                next.select_nth_unstable_by(options.beam_size - 1, |a, b| score(prefixes, b).total_cmp(&score(prefixes, a)));
                 next.truncate(options.beam_size);
             }
             std::mem::swap(&mut beams, &mut next);
         }
 
-        let mut finals: Vec<(f32, &Beam)> =
-            beams.iter().map(|b| (self.final_score(b), b)).collect();
+        let mut finals: Vec<(f32, &Beam)> = beams.iter().map(|b| (self.final_score(b), b)).collect();
         finals.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut hypotheses: Vec<Hypothesis> = Vec::new();
         for (score, beam) in finals {
-            let words = words_from_spans(
-                &self.spans(beam.prefix, log_probs),
-                self.vocabulary,
-                log_probs.step_s(),
-            );
+            let words = words_from_spans(&self.spans(beam.prefix, log_probs), self.vocabulary, log_probs.step_s());
             // "a" and "a|" are different prefixes of the same text: keep the better.
             if hypotheses.iter().any(|h| same_words(&h.words, &words)) {
                 continue;
@@ -461,10 +401,7 @@ impl<'a> Search<'a> {
             }
         }
         if hypotheses.is_empty() {
-            hypotheses.push(Hypothesis {
-                words: Vec::new(),
-                score: 0.0,
-            });
+            hypotheses.push(Hypothesis { words: Vec::new(), score: 0.0 });
         }
         hypotheses
     }
@@ -482,12 +419,7 @@ impl CtcDecoder for BeamSearchDecoder {
     fn describe(&self) -> String {
         let mut parts = vec![format!("beam search, {} beams", self.options.beam_size)];
         if let Some(f) = &self.lm {
-            parts.push(format!(
-                "{}-gram LM weight {} word bonus {}",
-                f.lm.order(),
-                f.weight,
-                f.word_bonus
-            ));
+            parts.push(format!("{}-gram LM weight {} word bonus {}", f.lm.order(), f.weight, f.word_bonus));
         }
         if let Some((_, penalty)) = &self.lexicon {
             parts.push(format!("lexicon OOV penalty {penalty}"));
@@ -554,10 +486,7 @@ mod tests {
         assert_eq!(text(beam), "cat sat");
         assert_eq!(beam.words.len(), greedy.words.len());
         for (b, g) in beam.words.iter().zip(&greedy.words) {
-            assert!(
-                (b.start_s - g.start_s).abs() < 1e-9 && (b.end_s - g.end_s).abs() < 1e-9,
-                "{b:?} vs {g:?}"
-            );
+            assert!((b.start_s - g.start_s).abs() < 1e-9 && (b.end_s - g.end_s).abs() < 1e-9, "{b:?} vs {g:?}");
             assert!((b.confidence - g.confidence).abs() < 1e-4);
         }
     }
@@ -570,11 +499,7 @@ mod tests {
         assert_eq!(text(&GreedyDecoder.decode(&lp, &vocabulary())[0]), "");
         let hypotheses = BeamSearchDecoder::default().decode(&lp, &vocabulary());
         assert_eq!(text(&hypotheses[0]), "a");
-        assert!(
-            (hypotheses[0].score - 0.64f32.ln()).abs() < 1e-3,
-            "{}",
-            hypotheses[0].score
-        );
+        assert!((hypotheses[0].score - 0.64f32.ln()).abs() < 1e-3, "{}", hypotheses[0].score);
     }
 
     #[test]
@@ -586,13 +511,7 @@ mod tests {
     #[test]
     fn alternatives_come_best_first_and_distinct() {
         let lp = steps(&[&[('c', 0.9)], &[('a', 0.6), ('o', 0.4)], &[('t', 0.9)]]);
-        let decoder = BeamSearchDecoder {
-            options: BeamOptions {
-                alternatives: 3,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let decoder = BeamSearchDecoder { options: BeamOptions { alternatives: 3, ..Default::default() }, ..Default::default() };
         let hypotheses = decoder.decode(&lp, &vocabulary());
         assert_eq!(hypotheses.len(), 3);
         assert_eq!(text(&hypotheses[0]), "cat");
@@ -604,30 +523,12 @@ mod tests {
     /// but never "the cot" turns it around.
     #[test]
     fn the_language_model_decides_between_close_spellings() {
-        let lm = crate::lm::build::KneserNey::estimate(
-            ["the cat sat", "the cat ran", "a cat", "the dog sat"],
-            2,
-        )
-        .unwrap();
+        let lm = crate::lm::build::KneserNey::estimate(["the cat sat", "the cat ran", "a cat", "the dog sat"], 2).unwrap();
         let lm = Arc::new(NgramLm::from_arpa(&lm.to_arpa()).unwrap());
-        let lp = steps(&[
-            &[('t', 0.9)],
-            &[('h', 0.9)],
-            &[('e', 0.9)],
-            &[(' ', 0.9)],
-            &[('c', 0.9)],
-            &[('o', 0.55), ('a', 0.45)],
-            &[('t', 0.9)],
-        ]);
+        let lp =
+            steps(&[&[('t', 0.9)], &[('h', 0.9)], &[('e', 0.9)], &[(' ', 0.9)], &[('c', 0.9)], &[('o', 0.55), ('a', 0.45)], &[('t', 0.9)]]);
         assert_eq!(best(&BeamSearchDecoder::default(), &lp), "the cot");
-        let fused = BeamSearchDecoder {
-            lm: Some(LmFusion {
-                lm,
-                weight: 0.5,
-                word_bonus: 0.0,
-            }),
-            ..Default::default()
-        };
+        let fused = BeamSearchDecoder { lm: Some(LmFusion { lm, weight: 0.5, word_bonus: 0.0 }), ..Default::default() };
         assert_eq!(best(&fused, &lp), "the cat");
     }
 
@@ -648,10 +549,7 @@ mod tests {
         assert_ne!(plain.split(' ').next(), Some("kaur"));
         let v = vocabulary();
         let hot = hotwords::Hotwords::new(&hotwords::parse("kaur").unwrap(), &v).unwrap();
-        let boosted = BeamSearchDecoder {
-            hotwords: hot,
-            ..Default::default()
-        };
+        let boosted = BeamSearchDecoder { hotwords: hot, ..Default::default() };
         let out = best(&boosted, &lp);
         assert_eq!(out.split(' ').next(), Some("kaur"), "{out}");
         assert_eq!(out.split(' ').nth(1), Some("sat"));
@@ -664,10 +562,7 @@ mod tests {
         let lp = steps(&[&[('c', 0.9)], &[('o', 0.55), ('a', 0.45)], &[('t', 0.9)]]);
         let lexicon = Arc::new(Lexicon::new(["cat", "dog"], &v));
         assert_eq!(lexicon.len(), 2);
-        let soft = BeamSearchDecoder {
-            lexicon: Some((lexicon.clone(), 5.0)),
-            ..Default::default()
-        };
+        let soft = BeamSearchDecoder { lexicon: Some((lexicon.clone(), 5.0)), ..Default::default() };
         assert_eq!(best(&soft, &lp), "cat");
         // A clearly spoken new word still comes through the soft ban.
         assert_eq!(best(&soft, &clear("_c_o_w_")), "cow");
@@ -675,8 +570,7 @@ mod tests {
 
     #[test]
     fn empty_input_gives_one_empty_hypothesis() {
-        let hypotheses =
-            BeamSearchDecoder::default().decode(&LogProbs::new(vec![], 29, 0.03), &vocabulary());
+        let hypotheses = BeamSearchDecoder::default().decode(&LogProbs::new(vec![], 29, 0.03), &vocabulary());
         assert_eq!(hypotheses.len(), 1);
         assert!(hypotheses[0].words.is_empty());
     }

@@ -43,13 +43,9 @@ pub fn parse(spec: &str) -> Result<Vec<Hotword>, HotwordError> {
         .map(|entry| {
             let (text, boost) = match entry.rsplit_once(':') {
                 Some((text, boost)) => {
-                    let boost: f32 = boost.trim().parse().map_err(|_| HotwordError::Boost {
-                        entry: entry.trim().into(),
-                    })?;
+                    let boost: f32 = boost.trim().parse().map_err(|_| HotwordError::Boost { entry: entry.trim().into() })?;
                     if !(-20.0..=20.0).contains(&boost) {
-                        return Err(HotwordError::Boost {
-                            entry: entry.trim().into(),
-                        });
+                        return Err(HotwordError::Boost { entry: entry.trim().into() });
                     }
                     (text, boost)
                 }
@@ -57,9 +53,7 @@ pub fn parse(spec: &str) -> Result<Vec<Hotword>, HotwordError> {
             };
             let phrase = crate::text::normalize(text);
             if phrase.is_empty() {
-                return Err(HotwordError::Empty {
-                    entry: entry.trim().into(),
-                });
+                return Err(HotwordError::Empty { entry: entry.trim().into() });
             }
             Ok(Hotword { phrase, boost })
         })
@@ -97,10 +91,7 @@ const OFF: u32 = u32::MAX;
 
 impl Default for HotState {
     fn default() -> Self {
-        Self {
-            node: ROOT,
-            pending: 0.0,
-        }
+        Self { node: ROOT, pending: 0.0 }
     }
 }
 
@@ -122,12 +113,7 @@ impl Hotwords {
                 .chars()
                 .map(|c| match c {
                     ' ' => Ok(separator),
-                    c => vocabulary
-                        .id(c.encode_utf8(&mut [0; 4]))
-                        .ok_or(HotwordError::Token {
-                            entry: hotword.phrase.clone(),
-                            token: c,
-                        }),
+                    c => vocabulary.id(c.encode_utf8(&mut [0; 4])).ok_or(HotwordError::Token { entry: hotword.phrase.clone(), token: c }),
                 })
                 .collect::<Result<_, _>>()?;
             let path = trie.insert(&tokens);
@@ -156,13 +142,7 @@ impl Hotwords {
         }
         if let Some(next) = self.trie.child(state.node, token) {
             let boost = self.nodes[next as usize].boost;
-            return (
-                HotState {
-                    node: next,
-                    pending: state.pending + boost,
-                },
-                boost,
-            );
+            return (HotState { node: next, pending: state.pending + boost }, boost);
         }
         // The match breaks: give its boost back. At a word start inside a
         // phrase, another hotword may begin with this letter.
@@ -170,22 +150,10 @@ impl Hotwords {
         if state.node != ROOT && self.nodes[state.node as usize].word_start {
             if let Some(next) = self.trie.child(ROOT, token) {
                 let boost = self.nodes[next as usize].boost;
-                return (
-                    HotState {
-                        node: next,
-                        pending: boost,
-                    },
-                    refund + boost,
-                );
+                return (HotState { node: next, pending: boost }, refund + boost);
             }
         }
-        (
-            HotState {
-                node: OFF,
-                pending: 0.0,
-            },
-            refund,
-        )
+        (HotState { node: OFF, pending: 0.0 }, refund)
     }
 
     /// After a word break.
@@ -197,21 +165,9 @@ impl Hotwords {
         let next = self.trie.child(state.node, separator);
         match (node.complete, next) {
             // A finished hotword keeps its boost; a phrase may go on.
-            (true, Some(next)) => (
-                HotState {
-                    node: next,
-                    pending: 0.0,
-                },
-                0.0,
-            ),
+            (true, Some(next)) => (HotState { node: next, pending: 0.0 }, 0.0),
             (true, None) => (HotState::default(), 0.0),
-            (false, Some(next)) => (
-                HotState {
-                    node: next,
-                    pending: state.pending,
-                },
-                0.0,
-            ),
+            (false, Some(next)) => (HotState { node: next, pending: state.pending }, 0.0),
             (false, None) => (HotState::default(), -state.pending),
         }
     }
@@ -255,20 +211,8 @@ mod tests {
     #[test]
     fn entries_parse_with_optional_boosts_and_are_normalized() {
         let parsed = parse("Kaur, New York:3, 42nd street").unwrap();
-        assert_eq!(
-            parsed[0],
-            Hotword {
-                phrase: "kaur".into(),
-                boost: DEFAULT_BOOST
-            }
-        );
-        assert_eq!(
-            parsed[1],
-            Hotword {
-                phrase: "new york".into(),
-                boost: 3.0
-            }
-        );
+        assert_eq!(parsed[0], Hotword { phrase: "kaur".into(), boost: DEFAULT_BOOST });
+        assert_eq!(parsed[1], Hotword { phrase: "new york".into(), boost: 3.0 });
         assert_eq!(parsed[2].phrase, "forty two nd street");
         assert!(matches!(parse("x:lots"), Err(HotwordError::Boost { .. })));
         assert!(matches!(parse("x:99"), Err(HotwordError::Boost { .. })));
@@ -300,9 +244,6 @@ mod tests {
     #[test]
     fn letters_the_model_cannot_emit_are_refused() {
         let v = Vocabulary::parse("<blank>\n|\na\nb\n").unwrap();
-        assert!(matches!(
-            Hotwords::new(&parse("abc").unwrap(), &v),
-            Err(HotwordError::Token { token: 'c', .. })
-        ));
+        assert!(matches!(Hotwords::new(&parse("abc").unwrap(), &v), Err(HotwordError::Token { token: 'c', .. })));
     }
 }

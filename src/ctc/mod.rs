@@ -63,35 +63,17 @@ impl CtcDecoder for GreedyDecoder {
                         span.log_prob_sum += lp;
                         span.frames += 1;
                     }
-                    _ => spans.push(TokenSpan {
-                        token,
-                        first_step: t,
-                        last_step: t,
-                        log_prob_sum: lp,
-                        frames: 1,
-                    }),
+                    _ => spans.push(TokenSpan { token, first_step: t, last_step: t, log_prob_sum: lp, frames: 1 }),
                 }
             }
             previous = token;
         }
-        vec![Hypothesis {
-            words: words_from_spans(&spans, vocabulary, log_probs.step_s()),
-            score,
-        }]
+        vec![Hypothesis { words: words_from_spans(&spans, vocabulary, log_probs.step_s()), score }]
     }
 }
 
 pub(crate) fn argmax(row: &[f32]) -> (usize, f32) {
-    row.iter()
-        .copied()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, v)| {
-            if v > best.1 {
-                (i, v)
-            } else {
-                best
-            }
-        })
+    row.iter().copied().enumerate().fold((0, f32::NEG_INFINITY), |best, (i, v)| if v > best.1 { (i, v) } else { best })
 }
 
 /// Groups token spans into words at the word separator. A word runs from
@@ -127,10 +109,7 @@ mod tests {
     fn peaked(path: &[usize], p: f32) -> LogProbs {
         let v = 6;
         let rest = ((1.0 - p) / (v - 1) as f32).ln();
-        let data = path
-            .iter()
-            .flat_map(|&k| (0..v).map(move |i| if i == k { p.ln() } else { rest }))
-            .collect();
+        let data = path.iter().flat_map(|&k| (0..v).map(move |i| if i == k { p.ln() } else { rest })).collect();
         LogProbs::new(data, v, 0.03)
     }
 
@@ -148,14 +127,8 @@ mod tests {
         let lp = peaked(&[0, 3, 3, 4, 0, 1, 0, 0, 5, 0], 0.8);
         let best = &GreedyDecoder.decode(&lp, &vocabulary())[0];
         assert_eq!(best.words.len(), 2);
-        assert!(
-            (best.words[0].start_s - 0.03).abs() < 1e-9
-                && (best.words[0].end_s - 0.12).abs() < 1e-9
-        );
-        assert!(
-            (best.words[1].start_s - 0.24).abs() < 1e-9
-                && (best.words[1].end_s - 0.27).abs() < 1e-9
-        );
+        assert!((best.words[0].start_s - 0.03).abs() < 1e-9 && (best.words[0].end_s - 0.12).abs() < 1e-9);
+        assert!((best.words[1].start_s - 0.24).abs() < 1e-9 && (best.words[1].end_s - 0.27).abs() < 1e-9);
         for w in &best.words {
             assert!((w.confidence - 0.8).abs() < 1e-5, "{}", w.confidence);
         }
@@ -170,15 +143,7 @@ mod tests {
 
     #[test]
     fn all_blank_or_empty_input_gives_no_words() {
-        assert!(
-            GreedyDecoder.decode(&peaked(&[0, 0, 1, 0], 0.9), &vocabulary())[0]
-                .words
-                .is_empty()
-        );
-        assert!(
-            GreedyDecoder.decode(&LogProbs::new(vec![], 6, 0.03), &vocabulary())[0]
-                .words
-                .is_empty()
-        );
+        assert!(GreedyDecoder.decode(&peaked(&[0, 0, 1, 0], 0.9), &vocabulary())[0].words.is_empty());
+        assert!(GreedyDecoder.decode(&LogProbs::new(vec![], 6, 0.03), &vocabulary())[0].words.is_empty());
     }
 }

@@ -15,10 +15,7 @@ pub const ROOT: u32 = 0;
 
 impl TokenTrie {
     pub fn new() -> Self {
-        Self {
-            edges: FxHashMap::default(),
-            len: 1,
-        }
+        Self { edges: FxHashMap::default(), len: 1 }
     }
 
     /// Number of nodes, the root included.

@@ -49,10 +49,7 @@ impl Discounts {
             let k = (i + 1) as f64;
             k - (k + 1.0) * y * t[i + 1] / t[i]
         });
-        d.iter()
-            .enumerate()
-            .all(|(i, &d)| (0.0..=(i + 1) as f64).contains(&d))
-            .then_some(Self(d))
+        d.iter().enumerate().all(|(i, &d)| (0.0..=(i + 1) as f64).contains(&d)).then_some(Self(d))
     }
 
     /// The discount for an n-gram with this (adjusted) count.
@@ -97,19 +94,12 @@ pub struct KneserNey {
 impl KneserNey {
     /// Estimates an `order`-gram model from sentences already in the model's
     /// alphabet (see [`crate::text::normalize`]), one per item.
-    pub fn estimate<'a>(
-        sentences: impl IntoIterator<Item = &'a str>,
-        order: usize,
-    ) -> Result<Self, BuildError> {
+    pub fn estimate<'a>(sentences: impl IntoIterator<Item = &'a str>, order: usize) -> Result<Self, BuildError> {
         if !(1..=6).contains(&order) {
             return Err(BuildError::Order(order));
         }
         let mut words: Vec<String> = [UNK, BOS, EOS].map(String::from).to_vec();
-        let mut ids: FxHashMap<String, u32> = words
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (w.clone(), i as u32))
-            .collect();
+        let mut ids: FxHashMap<String, u32> = words.iter().enumerate().map(|(i, w)| (w.clone(), i as u32)).collect();
         let mut raw: Vec<FxHashMap<Box<[u32]>, u64>> = vec![FxHashMap::default(); order];
         let mut sentence_ids = Vec::new();
         for sentence in sentences {
@@ -156,13 +146,7 @@ impl KneserNey {
                 Discounts(FALLBACK_DISCOUNTS)
             }));
         }
-        let mut model = Self {
-            words,
-            grams,
-            gammas: Vec::new(),
-            discounts,
-            fallback_orders,
-        };
+        let mut model = Self { words, grams, gammas: Vec::new(), discounts, fallback_orders };
         model.interpolate();
         Ok(model)
     }
@@ -192,13 +176,8 @@ impl KneserNey {
             let (lower, current) = self.grams.split_at_mut(n);
             for (gram, entry) in current[0].iter_mut() {
                 let context = &gram[..n];
-                let lower_prob = if n == 0 {
-                    1.0 / vocabulary_size
-                } else {
-                    lower[n - 1][&gram[1..]].prob
-                };
-                entry.prob = (entry.count as f64 - d.of(entry.count)) / stats[context].total
-                    + gammas[context] * lower_prob;
+                let lower_prob = if n == 0 { 1.0 / vocabulary_size } else { lower[n - 1][&gram[1..]].prob };
+                entry.prob = (entry.count as f64 - d.of(entry.count)) / stats[context].total + gammas[context] * lower_prob;
             }
             self.gammas.push(gammas);
         }
@@ -216,24 +195,13 @@ impl KneserNey {
             let mut lines: Vec<(String, &Entry, &[u32])> = grams
                 .iter()
                 .map(|(gram, entry)| {
-                    (
-                        gram.iter()
-                            .map(|&w| self.words[w as usize].as_str())
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                        entry,
-                        &gram[..],
-                    )
+                    (gram.iter().map(|&w| self.words[w as usize].as_str()).collect::<Vec<_>>().join(" "), entry, &gram[..])
                 })
                 .collect();
             lines.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             for (text, entry, gram) in lines {
                 // lmplz writes <s> as certain: it is never predicted, only given.
-                let log10_prob = if gram == [BOS_ID] {
-                    0.0
-                } else {
-                    entry.prob.log10().min(0.0)
-                };
+                let log10_prob = if gram == [BOS_ID] { 0.0 } else { entry.prob.log10().min(0.0) };
                 let _ = write!(out, "{log10_prob}\t{text}");
                 if n + 1 < order {
                     let last = gram[gram.len() - 1];
@@ -264,13 +232,7 @@ fn adjusted_counts(raw: Vec<FxHashMap<Box<[u32]>, u64>>) -> Vec<FxHashMap<Box<[u
                 .iter()
                 .map(|(gram, &c)| {
                     let keep_raw = n + 1 == order || gram[0] == BOS_ID;
-                    (
-                        gram.clone(),
-                        Entry {
-                            count: if keep_raw { c } else { 0 },
-                            prob: 0.0,
-                        },
-                    )
+                    (gram.clone(), Entry { count: if keep_raw { c } else { 0 }, prob: 0.0 })
                 })
                 .collect()
         })
@@ -297,10 +259,7 @@ mod tests {
     const CORPUS: [&str; 3] = ["a b", "a c", "b a"];
 
     fn count(model: &KneserNey, n: usize, words: &str) -> u64 {
-        let ids: Vec<u32> = words
-            .split(' ')
-            .map(|w| model.words.iter().position(|x| x == w).unwrap() as u32)
-            .collect();
+        let ids: Vec<u32> = words.split(' ').map(|w| model.words.iter().position(|x| x == w).unwrap() as u32).collect();
         model.grams[n - 1][&ids[..]].count
     }
 
@@ -337,12 +296,7 @@ mod tests {
     fn unigram_probabilities_by_hand() {
         let model = KneserNey::estimate(CORPUS, 2).unwrap();
         let d = model.discounts[0].0;
-        assert!(
-            d.iter()
-                .zip([0.2, 1.7, 3.0])
-                .all(|(a, b)| (a - b).abs() < 1e-12),
-            "{d:?}"
-        );
+        assert!(d.iter().zip([0.2, 1.7, 3.0]).all(|(a, b)| (a - b).abs() < 1e-12), "{d:?}");
         let lm = NgramLm::from_arpa(&model.to_arpa()).unwrap();
         let unigram = |w: &str| lm.score(LmState::default(), lm.word_id(w)).0 as f64;
         let expect = |count: f64, d: f64| ((count - d) / 8.0 + 0.825 / 5.0).log10();
@@ -362,21 +316,13 @@ mod tests {
         let lm = NgramLm::from_arpa(&model.to_arpa()).unwrap();
         let p_b: f64 = (2.0 - 1.7) / 8.0 + 0.825 / 5.0;
         let gamma_a = 3.0 * 0.5 / 3.0;
-        let (got, _) = lm.score(
-            lm.score(lm.begin_sentence(), lm.word_id("a")).1,
-            lm.word_id("b"),
-        );
+        let (got, _) = lm.score(lm.score(lm.begin_sentence(), lm.word_id("a")).1, lm.word_id("b"));
         assert!((got as f64 - ((1.0 - 0.5) / 3.0 + gamma_a * p_b).log10()).abs() < 1e-6);
     }
 
     #[test]
     fn probabilities_after_each_context_sum_to_one() {
-        let text = [
-            "the cat sat on the mat",
-            "the dog sat on the log",
-            "a cat and a dog",
-            "on the mat sat the cat",
-        ];
+        let text = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog", "on the mat sat the cat"];
         let model = KneserNey::estimate(text, 3).unwrap();
         let lm = NgramLm::from_arpa(&model.to_arpa()).unwrap();
         let vocabulary: Vec<&str> = lm.words().filter(|w| *w != BOS).collect();
@@ -385,23 +331,14 @@ mod tests {
             for w in context.split_whitespace() {
                 state = lm.score(state, lm.word_id(w)).1;
             }
-            let total: f64 = vocabulary
-                .iter()
-                .map(|w| 10f64.powf(lm.score(state, lm.word_id(w)).0 as f64))
-                .sum();
+            let total: f64 = vocabulary.iter().map(|w| 10f64.powf(lm.score(state, lm.word_id(w)).0 as f64)).sum();
             assert!((total - 1.0).abs() < 1e-4, "after '{context}': {total}");
         }
     }
 
     #[test]
     fn empty_text_and_bad_orders_are_refused() {
-        assert!(matches!(
-            KneserNey::estimate(["", " "], 3),
-            Err(BuildError::NoText)
-        ));
-        assert!(matches!(
-            KneserNey::estimate(CORPUS, 0),
-            Err(BuildError::Order(0))
-        ));
+        assert!(matches!(KneserNey::estimate(["", " "], 3), Err(BuildError::NoText)));
+        assert!(matches!(KneserNey::estimate(CORPUS, 0), Err(BuildError::Order(0))));
     }
 }

@@ -29,16 +29,9 @@ const BINARY_MAGIC: &[u8; 8] = b"HARKLM1\n";
 #[derive(Debug, thiserror::Error)]
 pub enum LmError {
     #[error("cannot read the language model {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}:{line}: {message}")]
-    Arpa {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
+    Arpa { path: PathBuf, line: usize, message: String },
     #[error("{path}: not a hark binary language model ({message}); ARPA files are read too")]
     Binary { path: PathBuf, message: String },
 }
@@ -87,22 +80,12 @@ pub struct NgramLm {
 impl NgramLm {
     /// Reads an ARPA file or hark's binary form (told apart by the first bytes).
     pub fn load(path: &Path) -> Result<Self, LmError> {
-        let bytes = std::fs::read(path).map_err(|source| LmError::Io {
-            path: path.into(),
-            source,
-        })?;
+        let bytes = std::fs::read(path).map_err(|source| LmError::Io { path: path.into(), source })?;
         if bytes.starts_with(BINARY_MAGIC) {
-            return Self::from_binary(&bytes).map_err(|message| LmError::Binary {
-                path: path.into(),
-                message,
-            });
+            return Self::from_binary(&bytes).map_err(|message| LmError::Binary { path: path.into(), message });
         }
         let text = String::from_utf8_lossy(&bytes);
-        Self::from_arpa(&text).map_err(|(line, message)| LmError::Arpa {
-            path: path.into(),
-            line,
-            message,
-        })
+        Self::from_arpa(&text).map_err(|(line, message)| LmError::Arpa { path: path.into(), line, message })
     }
 
     /// Parses ARPA text; errors carry the 1-based line number.
@@ -130,12 +113,7 @@ impl NgramLm {
                 let n: usize = n.trim().parse().map_err(|_| malformed())?;
                 let count: usize = count.trim().parse().map_err(|_| malformed())?;
                 if n != declared.len() + 1 || n > MAX_ORDER {
-                    return Err((
-                        number,
-                        format!(
-                            "unexpected count line '{line}' (orders 1 to {MAX_ORDER}, in sequence)"
-                        ),
-                    ));
+                    return Err((number, format!("unexpected count line '{line}' (orders 1 to {MAX_ORDER}, in sequence)")));
                 }
                 declared.push(count);
                 grams.push(Vec::with_capacity(count));
@@ -145,29 +123,17 @@ impl NgramLm {
                 ended = true;
                 break;
             }
-            if let Some(n) = line
-                .strip_prefix('\\')
-                .and_then(|l| l.strip_suffix("-grams:"))
-            {
-                section = n
-                    .parse()
-                    .map_err(|_| (number, format!("malformed section header '{line}'")))?;
+            if let Some(n) = line.strip_prefix('\\').and_then(|l| l.strip_suffix("-grams:")) {
+                section = n.parse().map_err(|_| (number, format!("malformed section header '{line}'")))?;
                 if section == 0 || section > declared.len() {
-                    return Err((
-                        number,
-                        format!(
-                            "section {line} but the header declares {} orders",
-                            declared.len()
-                        ),
-                    ));
+                    return Err((number, format!("section {line} but the header declares {} orders", declared.len())));
                 }
                 continue;
             }
             if section == 0 {
                 return Err((number, format!("n-gram line before any section: '{line}'")));
             }
-            let gram = parse_arpa_line(line, section, declared.len(), &mut vocabulary, &mut ids)
-                .map_err(|m| (number, m))?;
+            let gram = parse_arpa_line(line, section, declared.len(), &mut vocabulary, &mut ids).map_err(|m| (number, m))?;
             grams[section - 1].push(gram);
         }
         if !ended {
@@ -175,24 +141,14 @@ impl NgramLm {
         }
         for (n, (&count, found)) in declared.iter().zip(&grams).enumerate() {
             if count != found.len() {
-                return Err((
-                    last_line,
-                    format!(
-                        "the header declares {count} {}-grams but the file has {}",
-                        n + 1,
-                        found.len()
-                    ),
-                ));
+                return Err((last_line, format!("the header declares {count} {}-grams but the file has {}", n + 1, found.len())));
             }
         }
         Self::from_grams(vocabulary, grams).map_err(|m| (last_line, m))
     }
 
     /// Lays out parsed n-grams as the sorted trie.
-    fn from_grams(
-        vocabulary: Vec<String>,
-        mut grams: Vec<Vec<(Vec<WordId>, f32, f32)>>,
-    ) -> Result<Self, String> {
+    fn from_grams(vocabulary: Vec<String>, mut grams: Vec<Vec<(Vec<WordId>, f32, f32)>>) -> Result<Self, String> {
         if grams.is_empty() {
             return Err("no n-gram counts in the \\data\\ section".into());
         }
@@ -202,17 +158,9 @@ impl NgramLm {
             level_grams.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             let has_children = n + 1 < order;
             let level = Level {
-                words: if n == 0 {
-                    Vec::new()
-                } else {
-                    level_grams.iter().map(|g| g.0[n]).collect()
-                },
+                words: if n == 0 { Vec::new() } else { level_grams.iter().map(|g| g.0[n]).collect() },
                 log10_prob: level_grams.iter().map(|g| g.1).collect(),
-                log10_backoff: if has_children {
-                    level_grams.iter().map(|g| g.2).collect()
-                } else {
-                    Vec::new()
-                },
+                log10_backoff: if has_children { level_grams.iter().map(|g| g.2).collect() } else { Vec::new() },
                 first_child: Vec::new(),
             };
             levels.push(level);
@@ -232,43 +180,20 @@ impl NgramLm {
             first_child.push(c as u32);
             if c != children.len() {
                 let orphan = &children[c].0;
-                let words: Vec<&str> = orphan
-                    .iter()
-                    .map(|&w| vocabulary[w as usize].as_str())
-                    .collect();
-                return Err(format!(
-                    "the {}-gram '{}' has no {}-gram prefix in the file",
-                    n + 2,
-                    words.join(" "),
-                    n + 1
-                ));
+                let words: Vec<&str> = orphan.iter().map(|&w| vocabulary[w as usize].as_str()).collect();
+                return Err(format!("the {}-gram '{}' has no {}-gram prefix in the file", n + 2, words.join(" "), n + 1));
             }
             levels[n].first_child = first_child;
         }
         // Unigrams are indexed by word id: the file lists each word once.
-        if grams[0]
-            .iter()
-            .enumerate()
-            .any(|(i, g)| g.0[0] as usize != i)
-        {
+        if grams[0].iter().enumerate().any(|(i, g)| g.0[0] as usize != i) {
             return Err("the 1-grams do not cover the vocabulary exactly once".into());
         }
-        let ids: FxHashMap<String, WordId> = vocabulary
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (w.clone(), i as WordId))
-            .collect();
+        let ids: FxHashMap<String, WordId> = vocabulary.iter().enumerate().map(|(i, w)| (w.clone(), i as WordId)).collect();
         let bos = *ids.get(BOS).ok_or("the 1-grams have no <s>")?;
         let eos = *ids.get(EOS).ok_or("the 1-grams have no </s>")?;
         let unk = ids.get(UNK).copied();
-        Ok(Self {
-            vocabulary,
-            ids,
-            levels,
-            bos,
-            eos,
-            unk,
-        })
+        Ok(Self { vocabulary, ids, levels, bos, eos, unk })
     }
 
     pub fn order(&self) -> usize {
@@ -314,10 +239,7 @@ impl NgramLm {
         for (n, &w) in rest.iter().enumerate() {
             let parent = &self.levels[n];
             let child = self.levels.get(n + 1)?;
-            let (lo, hi) = (
-                parent.first_child[index] as usize,
-                parent.first_child[index + 1] as usize,
-            );
+            let (lo, hi) = (parent.first_child[index] as usize, parent.first_child[index + 1] as usize);
             index = lo + child.words[lo..hi].binary_search(&w).ok()?;
         }
         Some((words.len() - 1, index))
@@ -340,19 +262,12 @@ impl NgramLm {
                 let log10_prob = backoff + self.levels[level].log10_prob[index];
                 // The next state: this n-gram, at most order-1 words of it.
                 let kept = (context.len() + 1).min(self.order() - 1);
-                let mut next = LmState {
-                    len: kept as u8,
-                    ..LmState::default()
-                };
+                let mut next = LmState { len: kept as u8, ..LmState::default() };
                 next.words[..kept].copy_from_slice(&gram[context.len() + 1 - kept..=context.len()]);
                 return (log10_prob, next);
             }
             if let Some((level, index)) = self.find(context) {
-                backoff += self.levels[level]
-                    .log10_backoff
-                    .get(index)
-                    .copied()
-                    .unwrap_or(0.0);
+                backoff += self.levels[level].log10_backoff.get(index).copied().unwrap_or(0.0);
             }
         }
         (UNKNOWN_LOG10_PROB, LmState::default())
@@ -362,11 +277,7 @@ impl NgramLm {
     pub fn sentence_log10_prob(&self, sentence: &str) -> f32 {
         let mut state = self.begin_sentence();
         let mut total = 0.0;
-        for word in sentence
-            .split_whitespace()
-            .map(|w| self.word_id(w))
-            .chain([Some(self.eos)])
-        {
+        for word in sentence.split_whitespace().map(|w| self.word_id(w)).chain([Some(self.eos)]) {
             let (p, next) = self.score(state, word);
             total += p;
             state = next;
@@ -395,17 +306,13 @@ impl NgramLm {
     }
 
     fn from_binary(bytes: &[u8]) -> Result<Self, String> {
-        let mut reader = Reader {
-            bytes,
-            at: BINARY_MAGIC.len(),
-        };
+        let mut reader = Reader { bytes, at: BINARY_MAGIC.len() };
         let order = reader.u32()? as usize;
         if order == 0 || order > MAX_ORDER {
             return Err(format!("order {order}"));
         }
         let words_len = reader.u64()? as usize;
-        let words =
-            std::str::from_utf8(reader.take(words_len)?).map_err(|_| "vocabulary is not UTF-8")?;
+        let words = std::str::from_utf8(reader.take(words_len)?).map_err(|_| "vocabulary is not UTF-8")?;
         let vocabulary: Vec<String> = words.split('\n').map(String::from).collect();
         let mut levels = Vec::with_capacity(order);
         for _ in 0..order {
@@ -420,22 +327,11 @@ impl NgramLm {
             return Err("trailing bytes".into());
         }
         check_layout(&levels, vocabulary.len())?;
-        let ids: FxHashMap<String, WordId> = vocabulary
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (w.clone(), i as WordId))
-            .collect();
+        let ids: FxHashMap<String, WordId> = vocabulary.iter().enumerate().map(|(i, w)| (w.clone(), i as WordId)).collect();
         let bos = *ids.get(BOS).ok_or("no <s>")?;
         let eos = *ids.get(EOS).ok_or("no </s>")?;
         let unk = ids.get(UNK).copied();
-        Ok(Self {
-            vocabulary,
-            ids,
-            levels,
-            bos,
-            eos,
-            unk,
-        })
+        Ok(Self { vocabulary, ids, levels, bos, eos, unk })
     }
 }
 
@@ -444,8 +340,7 @@ fn check_layout(levels: &[Level], vocabulary: usize) -> Result<(), String> {
     for (n, level) in levels.iter().enumerate() {
         let len = level.log10_prob.len();
         let last = n + 1 == levels.len();
-        let sizes_ok = (n == 0 && level.words.is_empty() && len == vocabulary
-            || n > 0 && level.words.len() == len)
+        let sizes_ok = (n == 0 && level.words.is_empty() && len == vocabulary || n > 0 && level.words.len() == len)
             && (last && level.first_child.is_empty() && level.log10_backoff.is_empty()
                 || !last && level.first_child.len() == len + 1 && level.log10_backoff.len() == len);
         if !sizes_ok {
@@ -454,12 +349,7 @@ fn check_layout(levels: &[Level], vocabulary: usize) -> Result<(), String> {
         if !last {
             let children = levels[n + 1].log10_prob.len();
             let monotone = level.first_child.windows(2).all(|w| w[0] <= w[1]);
-            if !monotone
-                || level
-                    .first_child
-                    .last()
-                    .is_some_and(|&c| c as usize != children)
-            {
+            if !monotone || level.first_child.last().is_some_and(|&c| c as usize != children) {
                 return Err(format!("inconsistent child ranges at order {}", n + 1));
             }
         }
@@ -477,35 +367,24 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self
-            .at
-            .checked_add(n)
-            .filter(|&e| e <= self.bytes.len())
-            .ok_or("truncated")?;
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or("truncated")?;
         let slice = &self.bytes[self.at..end];
         self.at = end;
         Ok(slice)
     }
 
     fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
     }
 
     fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
     }
 
     fn array<T>(&mut self, from: fn([u8; 4]) -> T) -> Result<Vec<T>, String> {
         let len = usize::try_from(self.u64()?).map_err(|_| "array too long")?;
         let bytes = self.take(len.checked_mul(4).ok_or("array too long")?)?;
-        Ok(bytes
-            .chunks_exact(4)
-            .map(|c| from(c.try_into().expect("4 bytes")))
-            .collect())
+        Ok(bytes.chunks_exact(4).map(|c| from(c.try_into().expect("4 bytes"))).collect())
     }
 }
 
@@ -518,18 +397,14 @@ fn parse_arpa_line(
     ids: &mut FxHashMap<String, WordId>,
 ) -> Result<(Vec<WordId>, f32, f32), String> {
     let mut fields = line.split_whitespace();
-    let log10_prob: f32 = fields
-        .next()
-        .and_then(|p| p.parse().ok())
-        .ok_or_else(|| format!("expected a log10 probability at the start of '{line}'"))?;
+    let log10_prob: f32 =
+        fields.next().and_then(|p| p.parse().ok()).ok_or_else(|| format!("expected a log10 probability at the start of '{line}'"))?;
     let words: Vec<&str> = fields.by_ref().take(n).collect();
     if words.len() != n {
         return Err(format!("a {n}-gram line needs {n} words: '{line}'"));
     }
     let log10_backoff: f32 = match fields.next() {
-        Some(b) if n < max_order => b
-            .parse()
-            .map_err(|_| format!("malformed back-off in '{line}'"))?,
+        Some(b) if n < max_order => b.parse().map_err(|_| format!("malformed back-off in '{line}'"))?,
         Some(_) => return Err(format!("highest-order n-grams have no back-off: '{line}'")),
         None => 0.0,
     };
@@ -543,11 +418,7 @@ fn parse_arpa_line(
     } else {
         words
             .iter()
-            .map(|w| {
-                ids.get(*w)
-                    .copied()
-                    .ok_or_else(|| format!("'{w}' in '{line}' is not among the 1-grams"))
-            })
+            .map(|w| ids.get(*w).copied().ok_or_else(|| format!("'{w}' in '{line}' is not among the 1-grams")))
             .collect::<Result<_, _>>()?
     };
     Ok((ids_of_words, log10_prob, log10_backoff))
@@ -595,9 +466,7 @@ mod tests {
         // A child range pointing past the bigrams.
         let mut bad = lm.clone();
         bad.levels[0].first_child[5] = 9;
-        assert!(NgramLm::from_binary(&bad.to_binary())
-            .unwrap_err()
-            .contains("child ranges"));
+        assert!(NgramLm::from_binary(&bad.to_binary()).unwrap_err().contains("child ranges"));
     }
 
     #[test]

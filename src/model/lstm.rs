@@ -29,21 +29,14 @@ pub(super) struct Packed {
 impl Packed {
     /// `lengths` must be in non-increasing order.
     pub(super) fn new(lengths: Vec<usize>) -> Self {
-        assert!(
-            lengths.windows(2).all(|w| w[0] >= w[1]),
-            "sequences must be sorted longest first"
-        );
+        assert!(lengths.windows(2).all(|w| w[0] >= w[1]), "sequences must be sorted longest first");
         let mut offsets = Vec::with_capacity(lengths.len());
         let mut rows = 0;
         for &len in &lengths {
             offsets.push(rows);
             rows += len;
         }
-        Self {
-            lengths,
-            offsets,
-            rows,
-        }
+        Self { lengths, offsets, rows }
     }
 
     /// Total steps of all sequences: the rows of every activation matrix.
@@ -87,14 +80,7 @@ impl Kernel {
 
     /// `gates[rows[k]] += W_hh · h[k]` for each running sequence `k`: the
     /// gates accumulate in place, in the rows the input projections filled.
-    fn recurrent(
-        self,
-        w_hh_t: &[f16],
-        h: &[f32],
-        gates: &mut [f32],
-        rows: &[usize],
-        hidden: usize,
-    ) {
+    fn recurrent(self, w_hh_t: &[f16], h: &[f32], gates: &mut [f32], rows: &[usize], hidden: usize) {
         match self {
             Kernel::Portable => recurrent_portable(w_hh_t, h, gates, rows, hidden),
             // SAFETY: `detect` chose this kernel only after checking that the
@@ -130,22 +116,13 @@ pub(super) struct LstmDirection {
 
 impl LstmDirection {
     /// From PyTorch's layout: `w_ih` 4H × input, `w_hh` 4H × H, row-major.
-    pub(super) fn new(
-        w_ih: &[f32],
-        w_hh: &[f32],
-        b_ih: &[f32],
-        b_hh: &[f32],
-        hidden: usize,
-    ) -> Self {
+    pub(super) fn new(w_ih: &[f32], w_hh: &[f32], b_ih: &[f32], b_hh: &[f32], hidden: usize) -> Self {
         let gates = 4 * hidden;
         let input = w_ih.len() / gates;
         Self {
             w_ih_t: transpose(w_ih, gates, input),
             bias: b_ih.iter().zip(b_hh).map(|(a, b)| a + b).collect(),
-            w_hh_t: transpose(w_hh, gates, hidden)
-                .into_iter()
-                .map(f16::from_f32)
-                .collect(),
+            w_hh_t: transpose(w_hh, gates, hidden).into_iter().map(f16::from_f32).collect(),
             hidden,
         }
     }
@@ -156,13 +133,7 @@ impl LstmDirection {
 
     /// Runs this direction over `x` (rows × input, packed as `packed`);
     /// returns the hidden states (rows × H) in time order.
-    pub(super) fn run(
-        &self,
-        x: &[f32],
-        packed: &Packed,
-        reverse: bool,
-        kernel: Kernel,
-    ) -> Vec<f32> {
+    pub(super) fn run(&self, x: &[f32], packed: &Packed, reverse: bool, kernel: Kernel) -> Vec<f32> {
         let h_dim = self.hidden;
         let g_dim = 4 * h_dim;
         let rows = packed.rows();
@@ -170,14 +141,7 @@ impl LstmDirection {
         for _ in 0..rows {
             gates_x.extend_from_slice(&self.bias);
         }
-        matmul_acc(
-            x,
-            rows,
-            self.w_ih_t.len() / g_dim,
-            &self.w_ih_t,
-            g_dim,
-            &mut gates_x,
-        );
+        matmul_acc(x, rows, self.w_ih_t.len() / g_dim, &self.w_ih_t, g_dim, &mut gates_x);
 
         let batch = packed.lengths.len();
         let mut h = vec![0f32; batch * h_dim];
@@ -191,10 +155,7 @@ impl LstmDirection {
                 running -= 1;
             }
             step_rows.clear();
-            step_rows
-                .extend((0..running).map(|k| {
-                    packed.offset(k) + if reverse { packed.length(k) - 1 - s } else { s }
-                }));
+            step_rows.extend((0..running).map(|k| packed.offset(k) + if reverse { packed.length(k) - 1 - s } else { s }));
             kernel.recurrent(&self.w_hh_t, &h, &mut gates_x, &step_rows, h_dim);
             kernel.cell(&gates_x, &step_rows, &mut c, &mut h, h_dim);
             for (k, &r) in step_rows.iter().enumerate() {
@@ -268,10 +229,7 @@ fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
     let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
     let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 0.166_666_65)
-        * r
-        + 0.5;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 0.166_666_65) * r + 0.5;
     (p * r * r + r + 1.0) * f32::from_bits(((n as i32 + 127) << 23) as u32)
 }
 
@@ -311,13 +269,7 @@ mod avx2 {
     /// `gates[rows[k]] += W_hh · h[k]`, up to six sequences at a time so
     /// that each weight, loaded and widened once, feeds several FMAs.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn recurrent(
-        w_hh_t: &[f16],
-        h: &[f32],
-        gates: &mut [f32],
-        rows: &[usize],
-        hidden: usize,
-    ) {
+    pub(super) unsafe fn recurrent(w_hh_t: &[f16], h: &[f32], gates: &mut [f32], rows: &[usize], hidden: usize) {
         let (n, g_dim) = (rows.len(), 4 * hidden);
         assert!(hidden.is_multiple_of(16) && w_hh_t.len() == g_dim * hidden);
         assert!(h.len() >= n * hidden && rows.iter().all(|&r| (r + 1) * g_dim <= gates.len()));
@@ -349,8 +301,7 @@ mod avx2 {
         let g_dim = 4 * hidden;
         let w = w_hh_t.as_ptr().cast::<u16>();
         let hp = h.as_ptr().add(k0 * hidden);
-        let gp: [*mut f32; S] =
-            std::array::from_fn(|s| gates.as_mut_ptr().add(rows[k0 + s] * g_dim));
+        let gp: [*mut f32; S] = std::array::from_fn(|s| gates.as_mut_ptr().add(rows[k0 + s] * g_dim));
         for r in (0..g_dim).step_by(8 * R) {
             let mut acc = [[_mm256_setzero_ps(); R]; S];
             for (s, acc) in acc.iter_mut().enumerate() {
@@ -382,13 +333,7 @@ mod avx2 {
 
     /// The portable cell, compiled with AVX2 so that it vectorizes.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn cell(
-        gates: &[f32],
-        rows: &[usize],
-        c: &mut [f32],
-        h: &mut [f32],
-        hidden: usize,
-    ) {
+    pub(super) unsafe fn cell(gates: &[f32], rows: &[usize], c: &mut [f32], h: &mut [f32], hidden: usize) {
         super::cell(gates, rows, c, h, hidden)
     }
 }
@@ -410,18 +355,8 @@ mod tests {
 
     fn direction(input: usize, hidden: usize) -> LstmDirection {
         let g = 4 * hidden;
-        let round = |v: Vec<f32>| {
-            v.into_iter()
-                .map(|x| f16::from_f32(x).to_f32())
-                .collect::<Vec<_>>()
-        };
-        LstmDirection::new(
-            &values(g * input, 1, 0.3),
-            &round(values(g * hidden, 2, 0.3)),
-            &values(g, 3, 0.1),
-            &values(g, 4, 0.1),
-            hidden,
-        )
+        let round = |v: Vec<f32>| v.into_iter().map(|x| f16::from_f32(x).to_f32()).collect::<Vec<_>>();
+        LstmDirection::new(&values(g * input, 1, 0.3), &round(values(g * hidden, 2, 0.3)), &values(g, 3, 0.1), &values(g, 4, 0.1), hidden)
     }
 
     /// One sequence, one step at a time, in f64 with the standard library's
@@ -436,12 +371,8 @@ mod tests {
             let t = if reverse { steps - 1 - s } else { s };
             let mut gates: Vec<f64> = d.bias.iter().map(|&b| f64::from(b)).collect();
             for (r, gate) in gates.iter_mut().enumerate() {
-                *gate += (0..input)
-                    .map(|i| f64::from(x[t * input + i]) * f64::from(d.w_ih_t[i * g + r]))
-                    .sum::<f64>();
-                *gate += (0..hd)
-                    .map(|j| h[j] * f64::from(d.w_hh_t[j * g + r].to_f32()))
-                    .sum::<f64>();
+                *gate += (0..input).map(|i| f64::from(x[t * input + i]) * f64::from(d.w_ih_t[i * g + r])).sum::<f64>();
+                *gate += (0..hd).map(|j| h[j] * f64::from(d.w_hh_t[j * g + r].to_f32())).sum::<f64>();
             }
             for j in 0..hd {
                 c[j] = sig(gates[hd + j]) * c[j] + sig(gates[j]) * gates[2 * hd + j].tanh();
@@ -454,10 +385,7 @@ mod tests {
 
     fn max_diff(a: &[f32], b: &[f32]) -> f32 {
         assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
+        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
     }
 
     #[test]
@@ -465,10 +393,7 @@ mod tests {
         for i in -8700..=8800 {
             let x = i as f32 / 100.0;
             let (got, want) = (f64::from(exp(x)), f64::from(x).exp());
-            assert!(
-                ((got - want) / want).abs() < 2e-7,
-                "exp({x}) = {got}, want {want}"
-            );
+            assert!(((got - want) / want).abs() < 2e-7, "exp({x}) = {got}, want {want}");
         }
     }
 
@@ -491,10 +416,7 @@ mod tests {
                     let (from, to) = (packed.offset(k), packed.offset(k) + len);
                     let want = plain(&d, &x[from * input..to * input], input, reverse);
                     let diff = max_diff(&got[from * hidden..to * hidden], &want);
-                    assert!(
-                        diff < 1e-5,
-                        "{kernel:?} reverse={reverse} sequence {k}: {diff}"
-                    );
+                    assert!(diff < 1e-5, "{kernel:?} reverse={reverse} sequence {k}: {diff}");
                 }
             }
         }
@@ -506,11 +428,6 @@ mod tests {
         let d = direction(8, 20);
         let packed = Packed::new(vec![6]);
         let x = values(6 * 8, 9, 1.0);
-        assert!(
-            max_diff(
-                &d.run(&x, &packed, false, Kernel::detect(20)),
-                &plain(&d, &x, 8, false)
-            ) < 1e-5
-        );
+        assert!(max_diff(&d.run(&x, &packed, false, Kernel::detect(20)), &plain(&d, &x, 8, false)) < 1e-5);
     }
 }

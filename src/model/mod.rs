@@ -64,27 +64,15 @@ const WORD_SEPARATOR_TOKEN: &str = "|";
 impl Vocabulary {
     /// Parses tokens.txt: one token a line, `<blank>` first, `|` between words.
     pub fn parse(text: &str) -> Result<Self, ModelError> {
-        let tokens: Vec<String> = text
-            .lines()
-            .map(str::trim_end)
-            .filter(|l| !l.is_empty())
-            .map(String::from)
-            .collect();
+        let tokens: Vec<String> = text.lines().map(str::trim_end).filter(|l| !l.is_empty()).map(String::from).collect();
         if tokens.first().map(String::as_str) != Some(BLANK_TOKEN) {
-            return Err(ModelError::Tokens(format!(
-                "the first token must be {BLANK_TOKEN}"
-            )));
+            return Err(ModelError::Tokens(format!("the first token must be {BLANK_TOKEN}")));
         }
         let word_separator = tokens
             .iter()
             .position(|t| t == WORD_SEPARATOR_TOKEN)
-            .ok_or_else(|| {
-                ModelError::Tokens(format!("no word separator token '{WORD_SEPARATOR_TOKEN}'"))
-            })?;
-        Ok(Self {
-            tokens,
-            word_separator,
-        })
+            .ok_or_else(|| ModelError::Tokens(format!("no word separator token '{WORD_SEPARATOR_TOKEN}'")))?;
+        Ok(Self { tokens, word_separator })
     }
 
     pub fn len(&self) -> usize {
@@ -119,16 +107,8 @@ pub struct LogProbs {
 
 impl LogProbs {
     pub fn new(data: Vec<f32>, vocab: usize, step_s: f64) -> Self {
-        assert_eq!(
-            data.len() % vocab,
-            0,
-            "log-probabilities are not a whole number of steps"
-        );
-        Self {
-            data,
-            vocab,
-            step_s,
-        }
+        assert_eq!(data.len() % vocab, 0, "log-probabilities are not a whole number of steps");
+        Self { data, vocab, step_s }
     }
 
     pub fn num_steps(&self) -> usize {
@@ -157,10 +137,7 @@ impl LogProbs {
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("invalid config.json: {0}")]
     Config(String),
     #[error("invalid tokens.txt: {0}")]
@@ -185,15 +162,9 @@ impl ModelFiles<'static> {
     pub fn read_dir(dir: &Path) -> Result<Self, ModelError> {
         let read = |name: &str| {
             let path = dir.join(name);
-            std::fs::read(&path)
-                .map(std::borrow::Cow::Owned)
-                .map_err(|source| ModelError::Io { path, source })
+            std::fs::read(&path).map(std::borrow::Cow::Owned).map_err(|source| ModelError::Io { path, source })
         };
-        Ok(Self {
-            config_json: read("config.json")?,
-            safetensors: read("model.safetensors")?,
-            tokens_txt: read("tokens.txt")?,
-        })
+        Ok(Self { config_json: read("config.json")?, safetensors: read("model.safetensors")?, tokens_txt: read("tokens.txt")? })
     }
 }
 
@@ -214,21 +185,11 @@ impl ModelFiles<'static> {
         macro_rules! embed {
             ($file:literal) => {
                 std::borrow::Cow::Borrowed(
-                    &include_bytes!(concat!(
-                        env!("CARGO_MANIFEST_DIR"),
-                        "/models/",
-                        default_model_dir!(),
-                        "/",
-                        $file
-                    ))[..],
+                    &include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/", default_model_dir!(), "/", $file))[..],
                 )
             };
         }
-        Self {
-            config_json: embed!("config.json"),
-            safetensors: embed!("model.safetensors"),
-            tokens_txt: embed!("tokens.txt"),
-        }
+        Self { config_json: embed!("config.json"), safetensors: embed!("model.safetensors"), tokens_txt: embed!("tokens.txt") }
     }
 }
 
@@ -269,17 +230,12 @@ pub struct AcousticModel {
 
 impl std::fmt::Debug for AcousticModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AcousticModel")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+        f.debug_struct("AcousticModel").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
 fn candle_error(name: &str) -> impl Fn(candle_core::Error) -> ModelError + '_ {
-    move |e| ModelError::Tensor {
-        name: name.to_string(),
-        message: e.to_string().lines().next().unwrap_or_default().to_string(),
-    }
+    move |e| ModelError::Tensor { name: name.to_string(), message: e.to_string().lines().next().unwrap_or_default().to_string() }
 }
 
 impl AcousticModel {
@@ -288,22 +244,14 @@ impl AcousticModel {
     }
 
     pub fn load(files: &ModelFiles<'_>) -> Result<Self, ModelError> {
-        let config: ModelConfig = serde_json::from_slice(&files.config_json)
-            .map_err(|e| ModelError::Config(e.to_string()))?;
-        let tokens = std::str::from_utf8(&files.tokens_txt)
-            .map_err(|e| ModelError::Tokens(e.to_string()))?;
+        let config: ModelConfig = serde_json::from_slice(&files.config_json).map_err(|e| ModelError::Config(e.to_string()))?;
+        let tokens = std::str::from_utf8(&files.tokens_txt).map_err(|e| ModelError::Tokens(e.to_string()))?;
         let vocabulary = Vocabulary::parse(tokens)?;
         if vocabulary.len() != config.vocab {
-            return Err(ModelError::Config(format!(
-                "vocab is {} but tokens.txt has {} tokens",
-                config.vocab,
-                vocabulary.len()
-            )));
+            return Err(ModelError::Config(format!("vocab is {} but tokens.txt has {} tokens", config.vocab, vocabulary.len())));
         }
         if config.stack == 0 || config.layers == 0 || config.hidden == 0 {
-            return Err(ModelError::Config(
-                "stack, layers and hidden must be positive".into(),
-            ));
+            return Err(ModelError::Config("stack, layers and hidden must be positive".into()));
         }
         let vb = VarBuilder::from_slice_safetensors(&files.safetensors, DType::F32, &Device::Cpu)
             .map_err(|e| ModelError::Safetensors(e.to_string()))?;
@@ -313,18 +261,12 @@ impl AcousticModel {
                 return Err(ModelError::MissingTensor { name: name.into() });
             }
             num_parameters += shape.iter().product::<usize>();
-            vb.get(shape, name)
-                .and_then(|t| t.flatten_all()?.to_vec1())
-                .map_err(candle_error(name))
+            vb.get(shape, name).and_then(|t| t.flatten_all()?.to_vec1()).map_err(candle_error(name))
         };
         let h = config.hidden;
         let mut layers = Vec::with_capacity(config.layers);
         for layer in 0..config.layers {
-            let input = if layer == 0 {
-                config.stack * config.features.num_bins
-            } else {
-                2 * h
-            };
+            let input = if layer == 0 { config.stack * config.features.num_bins } else { 2 * h };
             let mut direction = |suffix: &str| -> Result<LstmDirection, ModelError> {
                 let name = |kind: &str| format!("lstm.{kind}_l{layer}{suffix}");
                 let w_ih = get(&[4 * h, input], &name("weight_ih"))?;
@@ -333,10 +275,7 @@ impl AcousticModel {
                 let b_hh = get(&[4 * h], &name("bias_hh"))?;
                 Ok(LstmDirection::new(&w_ih, &w_hh, &b_ih, &b_hh, h))
             };
-            layers.push(BiLstmLayer {
-                forward: direction("")?,
-                backward: direction("_reverse")?,
-            });
+            layers.push(BiLstmLayer { forward: direction("")?, backward: direction("_reverse")? });
         }
         let out_w = get(&[config.vocab, 2 * h], "out.weight")?;
         let out_b = get(&[config.vocab], "out.bias")?;
@@ -366,9 +305,7 @@ impl AcousticModel {
     /// Runs the network over one utterance. Frames left over after the last
     /// whole stack are dropped, as in training.
     pub fn forward(&self, features: &Features) -> LogProbs {
-        self.forward_batch(&[features])
-            .pop()
-            .expect("one output per input")
+        self.forward_batch(&[features]).pop().expect("one output per input")
     }
 
     /// Runs the network over several utterances at once, one output each,
@@ -381,11 +318,7 @@ impl AcousticModel {
         let steps: Vec<usize> = batch
             .iter()
             .map(|f| {
-                assert_eq!(
-                    f.num_bins(),
-                    self.config.features.num_bins,
-                    "features from another filterbank"
-                );
+                assert_eq!(f.num_bins(), self.config.features.num_bins, "features from another filterbank");
                 f.num_frames() / stack
             })
             .collect();
@@ -405,27 +338,14 @@ impl AcousticModel {
         for _ in 0..packed.rows() {
             logits.extend_from_slice(&self.out_b);
         }
-        lstm::matmul_acc(
-            &x,
-            packed.rows(),
-            2 * self.config.hidden,
-            &self.out_w_t,
-            vocab,
-            &mut logits,
-        );
+        lstm::matmul_acc(&x, packed.rows(), 2 * self.config.hidden, &self.out_w_t, vocab, &mut logits);
         for row in logits.chunks_exact_mut(vocab) {
             log_softmax(row);
         }
-        let mut out: Vec<LogProbs> = (0..batch.len())
-            .map(|_| LogProbs::new(Vec::new(), vocab, step_s))
-            .collect();
+        let mut out: Vec<LogProbs> = (0..batch.len()).map(|_| LogProbs::new(Vec::new(), vocab, step_s)).collect();
         for (k, &i) in order.iter().enumerate() {
             let rows = packed.offset(k)..packed.offset(k) + packed.length(k);
-            out[i] = LogProbs::new(
-                logits[rows.start * vocab..rows.end * vocab].to_vec(),
-                vocab,
-                step_s,
-            );
+            out[i] = LogProbs::new(logits[rows.start * vocab..rows.end * vocab].to_vec(), vocab, step_s);
         }
         out
     }
@@ -446,13 +366,7 @@ mod tests {
     #[test]
     fn vocabulary_requires_blank_first_and_a_separator() {
         assert!(Vocabulary::parse("<blank>\n|\na\n").is_ok());
-        assert!(Vocabulary::parse("|\n<blank>\na\n")
-            .unwrap_err()
-            .to_string()
-            .contains("first token"));
-        assert!(Vocabulary::parse("<blank>\na\n")
-            .unwrap_err()
-            .to_string()
-            .contains("separator"));
+        assert!(Vocabulary::parse("|\n<blank>\na\n").unwrap_err().to_string().contains("first token"));
+        assert!(Vocabulary::parse("<blank>\na\n").unwrap_err().to_string().contains("separator"));
     }
 }

@@ -27,11 +27,7 @@ pub(super) struct LimitedListener {
 
 impl LimitedListener {
     pub(super) fn new(inner: TcpListener, limit: usize, open: IntGauge) -> Self {
-        Self {
-            inner,
-            permits: Arc::new(Semaphore::new(limit.max(1))),
-            open,
-        }
+        Self { inner, permits: Arc::new(Semaphore::new(limit.max(1))), open }
     }
 }
 
@@ -40,22 +36,10 @@ impl Listener for LimitedListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
+        let permit = self.permits.clone().acquire_owned().await.expect("the semaphore is never closed");
         let (stream, addr) = Listener::accept(&mut self.inner).await;
         self.open.inc();
-        (
-            LimitedStream {
-                stream,
-                _permit: permit,
-                open: self.open.clone(),
-            },
-            addr,
-        )
+        (LimitedStream { stream, _permit: permit, open: self.open.clone() }, addr)
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
@@ -77,21 +61,13 @@ impl Drop for LimitedStream {
 }
 
 impl AsyncRead for LimitedStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for LimitedStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 
@@ -103,11 +79,7 @@ impl AsyncWrite for LimitedStream {
         Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
     }
 

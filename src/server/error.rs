@@ -23,12 +23,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            retry_after_s: 1,
-        }
+        Self { status, code, message: message.into(), retry_after_s: 1 }
     }
 
     pub fn timed_out(limit: std::time::Duration) -> Self {
@@ -44,19 +39,11 @@ impl ApiError {
     }
 
     pub fn body_too_large(limit_bytes: usize) -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the request body is over the {limit_bytes}-byte limit"),
-        )
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the request body is over the {limit_bytes}-byte limit"))
     }
 
     pub fn not_ready() -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            "the model is still loading; retry shortly",
-        )
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the model is still loading; retry shortly")
     }
 }
 
@@ -65,16 +52,9 @@ impl From<RecognizeError> for ApiError {
         let message = e.to_string();
         let (status, code) = match e {
             RecognizeError::Audio(audio) => match audio {
-                AudioError::NotWav { .. } => {
-                    (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_format")
-                }
-                AudioError::UnsupportedCodec { .. } => {
-                    (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_codec")
-                }
-                AudioError::UnsupportedSampleRate { .. } => (
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_sample_rate",
-                ),
+                AudioError::NotWav { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_format"),
+                AudioError::UnsupportedCodec { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_codec"),
+                AudioError::UnsupportedSampleRate { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_sample_rate"),
                 AudioError::Truncated { .. } => (StatusCode::BAD_REQUEST, "truncated_audio"),
                 AudioError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed_audio"),
                 AudioError::NoSamples => (StatusCode::UNPROCESSABLE_ENTITY, "no_samples"),
@@ -89,13 +69,10 @@ impl From<SchedulerError> for ApiError {
     fn from(e: SchedulerError) -> Self {
         let message = e.to_string();
         match e {
-            SchedulerError::Overloaded { retry_after_s, .. } => Self {
-                retry_after_s,
-                ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
-            },
-            SchedulerError::Stopped => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
+            SchedulerError::Overloaded { retry_after_s, .. } => {
+                Self { retry_after_s, ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message) }
             }
+            SchedulerError::Stopped => Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message),
         }
     }
 }
@@ -118,10 +95,7 @@ impl IntoResponse for ApiError {
         let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
         let mut response = (self.status, body).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                header::HeaderValue::from(self.retry_after_s),
-            );
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(self.retry_after_s));
         }
         response
     }

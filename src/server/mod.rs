@@ -106,14 +106,7 @@ pub struct Server {
 impl Server {
     pub async fn bind(addr: SocketAddr, config: ServerConfig) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
-        Ok(Self {
-            listener,
-            state: Arc::new(AppState {
-                config,
-                metrics: Arc::new(Metrics::new()),
-                ready: OnceLock::new(),
-            }),
-        })
+        Ok(Self { listener, state: Arc::new(AppState { config, metrics: Arc::new(Metrics::new()), ready: OnceLock::new() }) })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -128,17 +121,10 @@ impl Server {
     /// Serves until `shutdown` completes, then stops accepting and returns
     /// once the requests in flight are answered, or when the drain timeout
     /// runs out, whichever is first.
-    pub async fn run(
-        self,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let (config, metrics) = (&self.state.config, self.state.metrics.clone());
         let (drain_timeout, in_flight) = (config.drain_timeout, metrics.requests_in_flight.clone());
-        let listener = connections::LimitedListener::new(
-            self.listener,
-            config.max_connections,
-            metrics.connections.clone(),
-        );
+        let listener = connections::LimitedListener::new(self.listener, config.max_connections, metrics.connections.clone());
         let (draining, drain_started) = tokio::sync::oneshot::channel();
         let signal = async move {
             shutdown.await;
@@ -149,8 +135,7 @@ impl Server {
             );
             let _ = draining.send(());
         };
-        let serving =
-            axum::serve(listener, router(self.state.clone())).with_graceful_shutdown(signal);
+        let serving = axum::serve(listener, router(self.state.clone())).with_graceful_shutdown(signal);
         let deadline = async {
             match drain_started.await {
                 Ok(()) => tokio::time::sleep(drain_timeout).await,
@@ -175,15 +160,8 @@ impl Readiness {
     /// Starts the inference workers on this model and opens the API.
     pub fn set(&self, recognizer: Arc<Recognizer>) {
         let state = &self.0;
-        let scheduler = Scheduler::new(
-            recognizer.shared_model(),
-            state.config.scheduler.clone(),
-            state.metrics.clone(),
-        );
-        let _ = state.ready.set(Ready {
-            recognizer,
-            scheduler,
-        });
+        let scheduler = Scheduler::new(recognizer.shared_model(), state.config.scheduler.clone(), state.metrics.clone());
+        let _ = state.ready.set(Ready { recognizer, scheduler });
     }
 }
 
@@ -193,10 +171,7 @@ fn router(state: SharedState) -> Router {
         .route("/v1/audio/transcriptions", post(openai::transcriptions))
         .route("/v1/models", get(models))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_api_key,
-        ));
+        .layer(middleware::from_fn_with_state(state.clone(), require_api_key));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
@@ -213,8 +188,7 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// visible ASCII characters.
 fn caller_request_id(value: &HeaderValue) -> Option<String> {
     let id = value.to_str().ok()?;
-    (!id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
-        .then(|| id.to_string())
+    (!id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())).then(|| id.to_string())
 }
 
 /// Counts a request in flight until dropped, however the request ends.
@@ -237,30 +211,16 @@ impl Drop for InFlight {
 /// the ID, logs its outcome, counts it by route and status, and times it.
 async fn observe(State(state): State<SharedState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let id = request
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(caller_request_id)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_string();
+    let id = request.headers().get(&REQUEST_ID).and_then(caller_request_id).unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_string();
     let span = tracing::info_span!("request", request_id = %id, method = %request.method(), route = %route);
     let in_flight = InFlight::start(&state.metrics.requests_in_flight);
     let mut response = next.run(request).instrument(span.clone()).await;
     drop(in_flight);
     let (status, elapsed_s) = (response.status(), started.elapsed().as_secs_f64());
     let metrics = &state.metrics;
-    metrics
-        .requests
-        .with_label_values(&[route.as_str(), status.as_str()])
-        .inc();
-    metrics
-        .request_seconds
-        .with_label_values(&[route.as_str()])
-        .observe(elapsed_s);
+    metrics.requests.with_label_values(&[route.as_str(), status.as_str()]).inc();
+    metrics.request_seconds.with_label_values(&[route.as_str()]).observe(elapsed_s);
     span.in_scope(|| {
         let ms = (elapsed_s * 1000.0).round() as u64;
         // Probes and scrapes come every few seconds: only worth a line when debugging.
@@ -272,38 +232,20 @@ async fn observe(State(state): State<SharedState>, request: Request, next: Next)
             tracing::info!(status = status.as_u16(), ms, "answered");
         }
     });
-    response.headers_mut().insert(
-        REQUEST_ID.clone(),
-        HeaderValue::from_str(&id).expect("request IDs are visible ASCII"),
-    );
+    response.headers_mut().insert(REQUEST_ID.clone(), HeaderValue::from_str(&id).expect("request IDs are visible ASCII"));
     response
 }
 
 async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 
-async fn require_api_key(
-    State(state): State<SharedState>,
-    request: Request,
-    next: Next,
-) -> Response {
+async fn require_api_key(State(state): State<SharedState>, request: Request, next: Next) -> Response {
     if let Some(key) = &state.config.api_key {
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+        let presented = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
         if presented != Some(key.as_str()) {
-            return ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "missing or wrong API key: send 'Authorization: Bearer <key>'",
-            )
-            .into_response();
+            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong API key: send 'Authorization: Bearer <key>'")
+                .into_response();
         }
     }
     next.run(request).await
@@ -311,9 +253,7 @@ async fn require_api_key(
 
 async fn readyz(State(state): State<SharedState>) -> Result<Json<serde_json::Value>, ApiError> {
     let recognizer = state.recognizer()?;
-    Ok(Json(
-        json!({"status": "ready", "model": recognizer.model().config().name}),
-    ))
+    Ok(Json(json!({"status": "ready", "model": recognizer.model().config().name})))
 }
 
 async fn models(State(state): State<SharedState>) -> Result<Json<serde_json::Value>, ApiError> {
@@ -335,8 +275,7 @@ async fn models(State(state): State<SharedState>) -> Result<Json<serde_json::Val
 /// Decoding options from a URL-encoded string (a query string, or form
 /// fields encoded as one), typed by the same rules everywhere.
 fn decode_options(encoded: &str) -> Result<DecodeOptions, ApiError> {
-    let deserializer =
-        serde_urlencoded::Deserializer::new(form_urlencoded::parse(encoded.as_bytes()));
+    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(encoded.as_bytes()));
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let message = match e.path().to_string().as_str() {
             "." => e.inner().to_string(),
@@ -349,16 +288,9 @@ fn decode_options(encoded: &str) -> Result<DecodeOptions, ApiError> {
 /// Recognizes one upload: audio and features on the blocking pool, the
 /// network through the scheduler, CTC decoding on the blocking pool again;
 /// all within the request timeout.
-async fn recognize(
-    state: &AppState,
-    audio: axum::body::Bytes,
-    options: &DecodeOptions,
-) -> Result<(Transcript, Arc<Recognizer>), ApiError> {
+async fn recognize(state: &AppState, audio: axum::body::Bytes, options: &DecodeOptions) -> Result<(Transcript, Arc<Recognizer>), ApiError> {
     let started = Instant::now();
-    let Ready {
-        recognizer,
-        scheduler,
-    } = state.ready()?;
+    let Ready { recognizer, scheduler } = state.ready()?;
     let decoder = recognizer.decoder(options)?;
     let work = async {
         // Refused from the WAV header, before any decoding, when full.
@@ -374,37 +306,21 @@ async fn recognize(
         blocking(move || worker.decode(&log_probs, duration_s, decoder.as_ref())).await
     };
     let timeout = state.config.request_timeout;
-    let transcript = tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| ApiError::timed_out(timeout))??;
+    let transcript = tokio::time::timeout(timeout, work).await.map_err(|_| ApiError::timed_out(timeout))??;
     state.metrics.audio_seconds.inc_by(transcript.duration_s);
     if transcript.duration_s > 0.0 {
-        state
-            .metrics
-            .real_time_factor
-            .observe(started.elapsed().as_secs_f64() / transcript.duration_s);
+        state.metrics.real_time_factor.observe(started.elapsed().as_secs_f64() / transcript.duration_s);
     }
     Ok((transcript, recognizer.clone()))
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "inference_failed",
-            e.to_string(),
-        )
-    })
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "inference_failed", e.to_string()))
 }
 
 /// `POST /v1/transcribe`: the WAV as the raw body or as multipart field
 /// `file`; decoding options in the query string.
-async fn transcribe(
-    State(state): State<SharedState>,
-    request: Request,
-) -> Result<Json<serde_json::Value>, ApiError> {
+async fn transcribe(State(state): State<SharedState>, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
     let options = decode_options(request.uri().query().unwrap_or_default())?;
     state.ready()?.scheduler.check_capacity()?;
     let upload = upload::read(request, true, state.config.max_body_bytes).await?;

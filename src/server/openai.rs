@@ -37,9 +37,7 @@ impl FromStr for ResponseFormat {
             "verbose_json" => Ok(Self::VerboseJson),
             other => Err(ApiError::bad_request(
                 "invalid_response_format",
-                format!(
-                    "response_format '{other}' is not one of json, text, srt, vtt, verbose_json"
-                ),
+                format!("response_format '{other}' is not one of json, text, srt, vtt, verbose_json"),
             )),
         }
     }
@@ -60,29 +58,15 @@ fn check_language(language: Option<&str>) -> Result<(), ApiError> {
 fn check_temperature(temperature: Option<&str>) -> Result<(), ApiError> {
     match temperature.map(str::parse::<f32>) {
         None | Some(Ok(0.0..=1.0)) => Ok(()),
-        Some(_) => Err(ApiError::bad_request(
-            "invalid_temperature",
-            "temperature must be a number from 0 to 1",
-        )),
+        Some(_) => Err(ApiError::bad_request("invalid_temperature", "temperature must be a number from 0 to 1")),
     }
 }
 
 /// hark's decoding options sent as extra form fields, and the words of
 /// `prompt` (Whisper's way to pass expected vocabulary) as hotwords.
 fn openai_decode_options(upload: &upload::Upload) -> Result<DecodeOptions, ApiError> {
-    const NAMES: [&str; 7] = [
-        "decoder",
-        "beam_size",
-        "lm_weight",
-        "word_bonus",
-        "oov_penalty",
-        "hotwords",
-        "alternatives",
-    ];
-    let mut pairs: Vec<(&str, String)> = NAMES
-        .iter()
-        .filter_map(|&name| upload.field(name).map(|v| (name, v.to_string())))
-        .collect();
+    const NAMES: [&str; 7] = ["decoder", "beam_size", "lm_weight", "word_bonus", "oov_penalty", "hotwords", "alternatives"];
+    let mut pairs: Vec<(&str, String)> = NAMES.iter().filter_map(|&name| upload.field(name).map(|v| (name, v.to_string()))).collect();
     if let Some(prompt) = upload.field("prompt") {
         let normalized = crate::text::normalize(prompt);
         let mut words: Vec<&str> = Vec::new();
@@ -98,15 +82,11 @@ fn openai_decode_options(upload: &upload::Upload) -> Result<DecodeOptions, ApiEr
             }
         }
     }
-    let encoded = serde_urlencoded::to_string(&pairs)
-        .map_err(|e| ApiError::bad_request("invalid_decoder_options", e.to_string()))?;
+    let encoded = serde_urlencoded::to_string(&pairs).map_err(|e| ApiError::bad_request("invalid_decoder_options", e.to_string()))?;
     decode_options(&encoded)
 }
 
-pub async fn transcriptions(
-    State(state): State<SharedState>,
-    request: Request,
-) -> Result<Response, ApiError> {
+pub async fn transcriptions(State(state): State<SharedState>, request: Request) -> Result<Response, ApiError> {
     state.ready()?.scheduler.check_capacity()?;
     let upload = upload::read(request, false, state.config.max_body_bytes).await?;
     let format: ResponseFormat = upload.field("response_format").unwrap_or("json").parse()?;
@@ -120,10 +100,7 @@ pub async fn transcriptions(
         .flat_map(|k| upload.fields.get(*k).into_iter().flatten())
         .map(String::as_str)
         .collect();
-    if let Some(bad) = granularities
-        .iter()
-        .find(|g| !matches!(**g, "word" | "segment"))
-    {
+    if let Some(bad) = granularities.iter().find(|g| !matches!(**g, "word" | "segment")) {
         return Err(ApiError::bad_request(
             "invalid_timestamp_granularity",
             format!("timestamp_granularities[] '{bad}' is not 'word' or 'segment'"),
@@ -131,14 +108,10 @@ pub async fn transcriptions(
     }
     let (transcript, _) = recognize(&state, upload.audio, &options).await?;
     let segments = transcript.segments(SegmentRules::default());
-    let text =
-        |body: String, mime: &'static str| ([(header::CONTENT_TYPE, mime)], body).into_response();
+    let text = |body: String, mime: &'static str| ([(header::CONTENT_TYPE, mime)], body).into_response();
     Ok(match format {
         ResponseFormat::Json => Json(json!({"text": transcript.text})).into_response(),
-        ResponseFormat::Text => text(
-            format!("{}\n", transcript.text),
-            "text/plain; charset=utf-8",
-        ),
+        ResponseFormat::Text => text(format!("{}\n", transcript.text), "text/plain; charset=utf-8"),
         ResponseFormat::Srt => text(to_srt(&segments), "text/plain; charset=utf-8"),
         ResponseFormat::Vtt => text(to_vtt(&segments), "text/vtt; charset=utf-8"),
         ResponseFormat::VerboseJson => {
@@ -152,8 +125,8 @@ pub async fn transcriptions(
                 body["segments"] = segments
                     .iter()
                     .map(|s| {
-                        let mean_log_confidence = s.words.iter().map(|w| f64::from(w.confidence.max(1e-6)).ln()).sum::<f64>()
-                            / s.words.len() as f64;
+                        let mean_log_confidence =
+                            s.words.iter().map(|w| f64::from(w.confidence.max(1e-6)).ln()).sum::<f64>() / s.words.len() as f64;
                         json!({
                             "id": s.id, "seek": 0, "start": s.start_s, "end": s.end_s, "text": s.text,
                             "tokens": [], "temperature": 0.0, "avg_logprob": mean_log_confidence,
@@ -179,10 +152,7 @@ mod tests {
         assert!(check_language(None).is_ok());
         assert!(check_language(Some("en")).is_ok());
         assert!(check_language(Some("English")).is_ok());
-        assert!(check_language(Some("fr"))
-            .unwrap_err()
-            .message
-            .contains("'fr'"));
+        assert!(check_language(Some("fr")).unwrap_err().message.contains("'fr'"));
     }
 
     #[test]
@@ -194,14 +164,7 @@ mod tests {
 
     #[test]
     fn response_formats_parse() {
-        assert_eq!(
-            "verbose_json".parse::<ResponseFormat>().unwrap(),
-            ResponseFormat::VerboseJson
-        );
-        assert!("xml"
-            .parse::<ResponseFormat>()
-            .unwrap_err()
-            .message
-            .contains("xml"));
+        assert_eq!("verbose_json".parse::<ResponseFormat>().unwrap(), ResponseFormat::VerboseJson);
+        assert!("xml".parse::<ResponseFormat>().unwrap_err().message.contains("xml"));
     }
 }

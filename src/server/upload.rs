@@ -20,10 +20,7 @@ pub struct Upload {
 impl Upload {
     /// The last value of a field, as forms usually mean it.
     pub fn field(&self, name: &str) -> Option<&str> {
-        self.fields
-            .get(name)
-            .and_then(|v| v.last())
-            .map(String::as_str)
+        self.fields.get(name).and_then(|v| v.last()).map(String::as_str)
     }
 }
 
@@ -37,17 +34,10 @@ fn is_multipart(request: &Request) -> bool {
 
 /// Reads the request: multipart with a `file` field, or (when `allow_raw`)
 /// the body itself as the audio.
-pub async fn read(
-    request: Request,
-    allow_raw: bool,
-    limit_bytes: usize,
-) -> Result<Upload, ApiError> {
+pub async fn read(request: Request, allow_raw: bool, limit_bytes: usize) -> Result<Upload, ApiError> {
     if !is_multipart(&request) {
         if !allow_raw {
-            return Err(ApiError::bad_request(
-                "missing_file",
-                "send a multipart/form-data body with the audio in the field 'file'",
-            ));
+            return Err(ApiError::bad_request("missing_file", "send a multipart/form-data body with the audio in the field 'file'"));
         }
         let audio = Bytes::from_request(request, &()).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
@@ -56,10 +46,7 @@ pub async fn read(
                 ApiError::bad_request("unreadable_body", e.body_text())
             }
         })?;
-        return Ok(Upload {
-            audio,
-            fields: HashMap::new(),
-        });
+        return Ok(Upload { audio, fields: HashMap::new() });
     }
     let multipart_error = |e: axum::extract::multipart::MultipartError| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
@@ -68,9 +55,8 @@ pub async fn read(
             ApiError::bad_request("malformed_multipart", e.body_text())
         }
     };
-    let mut multipart = Multipart::from_request(request, &())
-        .await
-        .map_err(|e| ApiError::bad_request("malformed_multipart", e.body_text()))?;
+    let mut multipart =
+        Multipart::from_request(request, &()).await.map_err(|e| ApiError::bad_request("malformed_multipart", e.body_text()))?;
     let mut upload = Upload::default();
     let mut found_file = false;
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
@@ -84,10 +70,7 @@ pub async fn read(
         }
     }
     if !found_file {
-        return Err(ApiError::bad_request(
-            "missing_file",
-            "the multipart form has no 'file' field holding the audio",
-        ));
+        return Err(ApiError::bad_request("missing_file", "the multipart form has no 'file' field holding the audio"));
     }
     Ok(upload)
 }

@@ -16,11 +16,7 @@ pub fn repo() -> PathBuf {
 /// The read-only shared data sets, beside the checkout (`../shared/data`).
 pub fn shared_data() -> PathBuf {
     let dir = repo().join("../shared/data");
-    assert!(
-        dir.is_dir(),
-        "the shared data sets are expected at {}",
-        dir.display()
-    );
+    assert!(dir.is_dir(), "the shared data sets are expected at {}", dir.display());
     dir
 }
 
@@ -34,19 +30,12 @@ pub fn test_audio(name: &str) -> PathBuf {
 
 /// All tensors of a safetensors file, as f32 with their shapes.
 pub fn read_tensors(path: &std::path::Path) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
-    let tensors = candle_core::safetensors::load(path, &candle_core::Device::Cpu)
-        .expect("readable safetensors");
+    let tensors = candle_core::safetensors::load(path, &candle_core::Device::Cpu).expect("readable safetensors");
     tensors
         .into_iter()
         .map(|(name, t)| {
             let shape = t.dims().to_vec();
-            let data = t
-                .to_dtype(candle_core::DType::F32)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
+            let data = t.to_dtype(candle_core::DType::F32).unwrap().flatten_all().unwrap().to_vec1().unwrap();
             (name, (shape, data))
         })
         .collect()
@@ -72,26 +61,12 @@ impl HarkServer {
     /// The same with another model directory.
     pub fn start_with_model(model: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_hark"));
-        command
-            .arg("serve")
-            .arg("--addr")
-            .arg("127.0.0.1:0")
-            .arg("--model")
-            .arg(model)
-            .args(args);
-        command
-            .env_remove("HARK_API_KEY")
-            .env_remove("HARK_MODEL")
-            .env_remove("HARK_LOG_FORMAT")
-            .env("HARK_LOG", "warn");
+        command.arg("serve").arg("--addr").arg("127.0.0.1:0").arg("--model").arg(model).args(args);
+        command.env_remove("HARK_API_KEY").env_remove("HARK_MODEL").env_remove("HARK_LOG_FORMAT").env("HARK_LOG", "warn");
         for (k, v) in env {
             command.env(k, v);
         }
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("hark starts");
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("hark starts");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (stderr, kept) = (child.stderr.take().unwrap(), logs.clone());
         std::thread::spawn(move || {
@@ -102,19 +77,10 @@ impl HarkServer {
         });
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("hark prints its address");
+        BufReader::new(stdout).read_line(&mut line).expect("hark prints its address");
         let base_url = line.trim().rsplit(' ').next().expect("address").to_string();
-        assert!(
-            base_url.starts_with("http://127.0.0.1:"),
-            "unexpected first line: {line}"
-        );
-        let server = Self {
-            child,
-            base_url,
-            logs,
-        };
+        assert!(base_url.starts_with("http://127.0.0.1:"), "unexpected first line: {line}");
+        let server = Self { child, base_url, logs };
         server.wait_ready();
         server
     }
@@ -161,11 +127,7 @@ impl HarkServer {
 
     /// Sends SIGTERM, as `docker stop` and Kubernetes do.
     pub fn terminate(&self) {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill runs");
+        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().expect("kill runs");
         assert!(status.success(), "kill -TERM failed");
     }
 
@@ -173,11 +135,7 @@ impl HarkServer {
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if let Some(status) = self
-                .child
-                .try_wait()
-                .expect("the process can be waited for")
-            {
+            if let Some(status) = self.child.try_wait().expect("the process can be waited for") {
                 return Some(status);
             }
             std::thread::sleep(Duration::from_millis(10));
