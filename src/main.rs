@@ -25,6 +25,9 @@ struct Cli {
     command: Command,
 }
 
+/// Where `serve` listens, and so where `healthcheck` looks, by default.
+const DEFAULT_ADDR: &str = "0.0.0.0:8080";
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum LogFormat {
     Text,
@@ -86,7 +89,7 @@ enum Command {
     Healthcheck {
         /// The service's address, as given to `serve`; an unspecified IP
         /// (0.0.0.0 or ::) is checked on loopback.
-        #[arg(long, env = "HARK_ADDR", default_value = "0.0.0.0:8080")]
+        #[arg(long, env = "HARK_ADDR", default_value = DEFAULT_ADDR)]
         addr: SocketAddr,
         /// Check readiness (the model is loaded) instead of liveness.
         #[arg(long)]
@@ -176,24 +179,24 @@ struct ServeArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// Address to listen on.
-    #[arg(long, env = "HARK_ADDR", default_value = "0.0.0.0:8080")]
+    #[arg(long, env = "HARK_ADDR", default_value = DEFAULT_ADDR)]
     addr: SocketAddr,
     /// Require `Authorization: Bearer <key>` on every route but the health checks.
     #[arg(long, env = "HARK_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
     /// Largest request body accepted, in bytes.
-    #[arg(long, env = "HARK_MAX_BODY_BYTES", default_value_t = 25 * 1024 * 1024)]
+    #[arg(long, env = "HARK_MAX_BODY_BYTES", default_value_t = ServerConfig::default().max_body_bytes)]
     max_body_bytes: usize,
     /// A transcription not finished in this many seconds is abandoned with 503.
-    #[arg(long, env = "HARK_REQUEST_TIMEOUT_S", default_value_t = 120.0)]
+    #[arg(long, env = "HARK_REQUEST_TIMEOUT_S", default_value_t = ServerConfig::default().request_timeout.as_secs_f64())]
     request_timeout_s: f64,
     /// On SIGTERM or Ctrl-C, requests in flight get this many seconds to
     /// finish before the process exits anyway (keep it under the
     /// orchestrator's grace period: Kubernetes' default is 30 s).
-    #[arg(long, env = "HARK_DRAIN_TIMEOUT_S", default_value_t = 25.0)]
+    #[arg(long, env = "HARK_DRAIN_TIMEOUT_S", default_value_t = ServerConfig::default().drain_timeout.as_secs_f64())]
     drain_timeout_s: f64,
     /// Connections open at once; further ones wait in the listen backlog.
-    #[arg(long, env = "HARK_MAX_CONNECTIONS", default_value_t = 1024)]
+    #[arg(long, env = "HARK_MAX_CONNECTIONS", default_value_t = ServerConfig::default().max_connections)]
     max_connections: usize,
     #[command(flatten)]
     scheduler: SchedulerConfig,

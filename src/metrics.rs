@@ -4,6 +4,23 @@
 
 use prometheus::{Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
+/// One unit of a gauge (a request in flight, an open connection), held
+/// until dropped, however its holder ends.
+pub struct Held(IntGauge);
+
+impl Held {
+    pub fn new(gauge: &IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Every metric hark exports, registered in one registry.
 pub struct Metrics {
     registry: Registry,

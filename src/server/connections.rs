@@ -13,6 +13,8 @@ use std::task::{Context, Poll};
 
 use axum::serve::Listener;
 use prometheus::IntGauge;
+
+use crate::metrics::Held;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -38,8 +40,7 @@ impl Listener for LimitedListener {
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         let permit = self.permits.clone().acquire_owned().await.expect("the semaphore is never closed");
         let (stream, addr) = Listener::accept(&mut self.inner).await;
-        self.open.inc();
-        (LimitedStream { stream, _permit: permit, open: self.open.clone() }, addr)
+        (LimitedStream { stream, _permit: permit, _open: Held::new(&self.open) }, addr)
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
@@ -51,13 +52,7 @@ impl Listener for LimitedListener {
 pub(super) struct LimitedStream {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
-    open: IntGauge,
-}
-
-impl Drop for LimitedStream {
-    fn drop(&mut self) {
-        self.open.dec();
-    }
+    _open: Held,
 }
 
 impl AsyncRead for LimitedStream {

@@ -35,7 +35,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Held, Metrics};
 use crate::recognizer::{DecodeOptions, Recognizer};
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::transcript::Transcript;
@@ -191,22 +191,6 @@ fn caller_request_id(value: &HeaderValue) -> Option<String> {
     (!id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())).then(|| id.to_string())
 }
 
-/// Counts a request in flight until dropped, however the request ends.
-struct InFlight(prometheus::IntGauge);
-
-impl InFlight {
-    fn start(gauge: &prometheus::IntGauge) -> Self {
-        gauge.inc();
-        Self(gauge.clone())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
 /// Gives every request its ID, runs it inside a tracing span that carries
 /// the ID, logs its outcome, counts it by route and status, and times it.
 async fn observe(State(state): State<SharedState>, request: Request, next: Next) -> Response {
@@ -214,7 +198,7 @@ async fn observe(State(state): State<SharedState>, request: Request, next: Next)
     let id = request.headers().get(&REQUEST_ID).and_then(caller_request_id).unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_string();
     let span = tracing::info_span!("request", request_id = %id, method = %request.method(), route = %route);
-    let in_flight = InFlight::start(&state.metrics.requests_in_flight);
+    let in_flight = Held::new(&state.metrics.requests_in_flight);
     let mut response = next.run(request).instrument(span.clone()).await;
     drop(in_flight);
     let (status, elapsed_s) = (response.status(), started.elapsed().as_secs_f64());
