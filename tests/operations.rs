@@ -16,8 +16,7 @@ use serde_json::Value;
 /// `seconds` of one FSDD take repeated, as a 16-bit 8 kHz WAV: long enough
 /// that a few requests keep the server busy for a while.
 fn long_wav(seconds: f64) -> Vec<u8> {
-    let take = std::fs::read(common::shared_data().join("fsdd/recordings/4_jackson_0.wav")).unwrap();
-    let mut reader = hound::WavReader::new(Cursor::new(take)).unwrap();
+    let mut reader = hound::WavReader::new(Cursor::new(common::fsdd("4_jackson_0.wav"))).unwrap();
     let spec = reader.spec();
     let samples: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
     let total = (seconds * f64::from(spec.sample_rate)) as usize;
@@ -38,7 +37,7 @@ fn transcribe(server: &HarkServer, body: Vec<u8>) -> Result<(u16, Value), reqwes
 
 fn metric(server: &HarkServer, name: &str) -> f64 {
     let text = Client::new().get(server.url("/metrics")).send().unwrap().text().unwrap();
-    text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok()).unwrap()
+    common::metric(&text, name).unwrap()
 }
 
 /// The JSON log lines whose message contains `needle`.
@@ -118,7 +117,7 @@ fn the_drain_timeout_bounds_how_long_shutdown_waits() {
 #[test]
 fn request_ids_come_back_and_tag_the_log_lines() {
     let server = HarkServer::start(&["--log-format", "json"], &[("HARK_LOG", "info")]);
-    let take = std::fs::read(common::shared_data().join("fsdd/recordings/7_jackson_0.wav")).unwrap();
+    let take = common::fsdd("7_jackson_0.wav");
     let client = Client::new();
     let send = |id: Option<&str>| {
         let mut request = client.post(server.url("/v1/transcribe")).body(take.clone());

@@ -5,13 +5,9 @@ mod common;
 
 use std::io::Cursor;
 
-use common::HarkServer;
+use common::{fsdd, metric, HarkServer};
 use reqwest::blocking::{multipart, Client};
 use serde_json::Value;
-
-fn fsdd(name: &str) -> Vec<u8> {
-    std::fs::read(common::shared_data().join("fsdd/recordings").join(name)).unwrap()
-}
 
 fn post_wav(server: &HarkServer, path: &str, body: Vec<u8>) -> (u16, Value) {
     let response = Client::new().post(server.url(path)).header("content-type", "audio/wav").body(body).send().unwrap();
@@ -351,12 +347,6 @@ fn the_official_openai_python_client_works_unchanged() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "openai client failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("json: eight") && stdout.contains("words: eight"), "{stdout}");
-}
-
-/// The value of one sample line of the Prometheus text, e.g.
-/// `hark_requests_total{route="/v1/transcribe",status="200"}`.
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
 #[test]

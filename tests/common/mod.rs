@@ -24,6 +24,17 @@ pub fn fixture(name: &str) -> PathBuf {
     repo().join("tests/fixtures").join(name)
 }
 
+/// A take of the Free Spoken Digit Dataset, as the file's bytes.
+pub fn fsdd(name: &str) -> Vec<u8> {
+    std::fs::read(shared_data().join("fsdd/recordings").join(name)).unwrap()
+}
+
+/// The value of one sample line of the Prometheus text, e.g.
+/// `hark_requests_total{route="/v1/transcribe",status="200"}`.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
 pub fn test_audio(name: &str) -> PathBuf {
     repo().join("tests/data").join(name)
 }
