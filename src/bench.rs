@@ -38,7 +38,7 @@ pub fn single_stream_rtf(
     let mut rtfs = Vec::with_capacity(runs);
     for _ in 0..runs.max(1) {
         let started = Instant::now();
-        recognizer.transcribe_wav(&wav, decoder)?;
+        recognizer.transcribe_bytes(&wav, decoder)?;
         rtfs.push(started.elapsed().as_secs_f64() / waveform.duration_s());
     }
     Ok(percentile(&mut rtfs, 0.5))
@@ -156,6 +156,6 @@ mod tests {
         let c = clip(&source, 2.5);
         assert_eq!(c.samples().len(), 40_000);
         let wav = wav_bytes(&c);
-        assert_eq!(crate::audio::decode_wav(&wav, &Default::default()).unwrap().samples().len(), 40_000);
+        assert_eq!(crate::audio::decode(&wav, &Default::default()).unwrap().samples().len(), 40_000);
     }
 }

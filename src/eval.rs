@@ -171,7 +171,7 @@ pub fn evaluate(
                 let bytes = std::fs::read(&u.audio_path).map_err(|source| EvalError::Io { path: u.audio_path.clone(), source })?;
                 let recognize_error = |source| EvalError::Recognize { path: u.audio_path.clone(), source };
                 let started = Instant::now();
-                let waveform = recognizer.read_wav(&bytes).map_err(recognize_error)?;
+                let waveform = recognizer.read_audio(&bytes).map_err(recognize_error)?;
                 let log_probs = recognizer.log_probs(&waveform).map_err(recognize_error)?;
                 let transcript = recognizer.decode(&log_probs, waveform.duration_s(), decoder);
                 report.compute += started.elapsed();

@@ -38,7 +38,7 @@ enum LogFormat {
 enum Command {
     /// Run the HTTP service.
     Serve(ServeArgs),
-    /// Print the transcript of WAV files.
+    /// Print the transcript of audio files (WAV, FLAC, MP3, Ogg Vorbis, M4A, …).
     Transcribe {
         #[command(flatten)]
         model: ModelArgs,
@@ -108,7 +108,7 @@ struct BenchArgs {
     decode: DecodeOptions,
     #[command(flatten)]
     scheduler: SchedulerConfig,
-    /// Speech to send (any WAV hark reads), looped or cut to each length.
+    /// Speech to send (any audio file hark reads), looped or cut to each length.
     #[arg(long)]
     audio: PathBuf,
     /// Clip lengths for the single-stream real-time factor, in seconds.
@@ -234,10 +234,13 @@ fn main() -> ExitCode {
 }
 
 /// Log lines go to stderr (stdout carries the listening address and
-/// command output); `HARK_LOG` filters them (default `info`).
+/// command output); `HARK_LOG` filters them (default `info`, with the
+/// audio decoders' per-file chatter, such as "using xing header for
+/// duration", kept to errors).
 fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HARK_LOG").unwrap_or_else(|_| "info,symphonia=error".into());
     let logs = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HARK_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => logs.init(),
@@ -290,7 +293,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     })
 }
 
-/// The async runtime of the service. Its blocking pool (WAV decoding,
+/// The async runtime of the service. Its blocking pool (audio decoding,
 /// features, CTC decoding) is CPU-bound work, so it gets two threads per
 /// core rather than tokio's 512: more would not run faster, and each thread
 /// keeps its own allocator arena (64 clients: peak RSS 401 MB with tokio's
@@ -353,7 +356,7 @@ fn transcribe(model: &ModelArgs, options: &DecodeOptions, json: bool, files: &[P
     for file in files {
         let result = std::fs::read(file)
             .map_err(|e| e.to_string())
-            .and_then(|bytes| recognizer.transcribe_wav(&bytes, decoder.as_ref()).map_err(|e| e.to_string()));
+            .and_then(|bytes| recognizer.transcribe_bytes(&bytes, decoder.as_ref()).map_err(|e| e.to_string()));
         match result {
             Ok(transcript) if json => {
                 let mut value = serde_json::to_value(&transcript).expect("transcripts serialize");
@@ -391,7 +394,7 @@ fn decode(out_dir: &Path, files: &[PathBuf]) -> Result<(), String> {
     let limits = AudioLimits { max_duration_s: f64::INFINITY };
     for file in files {
         let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let waveform = hark::audio::decode_wav(&bytes, &limits).map_err(|e| format!("{}: {e}", file.display()))?;
+        let waveform = hark::audio::decode(&bytes, &limits).map_err(|e| format!("{}: {e}", file.display()))?;
         let name = file.file_stem().ok_or_else(|| format!("{}: no file name", file.display()))?;
         let out = out_dir.join(name).with_extension("wav");
         let write_error = |e: hound::Error| format!("{}: {e}", out.display());
@@ -446,7 +449,7 @@ fn bench(args: BenchArgs) -> Result<(), String> {
     let recognizer = Arc::new(args.model.load()?);
     let decoder = recognizer.decoder(&args.decode).map_err(|e| e.to_string())?;
     let bytes = std::fs::read(&args.audio).map_err(|e| format!("cannot read {}: {e}", args.audio.display()))?;
-    let speech = recognizer.read_wav(&bytes).map_err(|e| format!("{}: {e}", args.audio.display()))?;
+    let speech = recognizer.read_audio(&bytes).map_err(|e| format!("{}: {e}", args.audio.display()))?;
     let config = recognizer.model().config();
     println!(
         "model {} ({} layers × {} units, {:.2} M parameters), decoder: {}",

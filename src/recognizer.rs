@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::audio::{decode_wav, wav_duration_s, AudioError, AudioLimits, Waveform};
+use crate::audio::{self, AudioError, AudioLimits, Waveform};
 use crate::ctc::beam::{BeamOptions, BeamSearchDecoder, Lexicon, LmFusion};
 use crate::ctc::hotwords::{self, HotwordError, Hotwords};
 use crate::ctc::{CtcDecoder, GreedyDecoder};
@@ -236,20 +236,21 @@ impl Recognizer {
         }))
     }
 
-    /// Decodes a WAV file and recognizes it.
-    pub fn transcribe_wav(&self, bytes: &[u8], decoder: &dyn CtcDecoder) -> Result<Transcript, RecognizeError> {
-        self.transcribe(&self.read_wav(bytes)?, decoder)
+    /// Decodes an audio file and recognizes it.
+    pub fn transcribe_bytes(&self, bytes: &[u8], decoder: &dyn CtcDecoder) -> Result<Transcript, RecognizeError> {
+        self.transcribe(&self.read_audio(bytes)?, decoder)
     }
 
-    /// The duration of a WAV file, from its header, within this
+    /// The duration of an audio file from its header, within this
+    /// recognizer's limits, when the format states it reliably (WAV).
+    pub fn header_duration_s(&self, bytes: &[u8]) -> Result<Option<f64>, RecognizeError> {
+        Ok(audio::header_duration_s(bytes, &self.limits)?)
+    }
+
+    /// Decodes an audio file of any supported format within this
     /// recognizer's limits.
-    pub fn audio_duration_s(&self, bytes: &[u8]) -> Result<f64, RecognizeError> {
-        Ok(wav_duration_s(bytes, &self.limits)?)
-    }
-
-    /// Decodes a WAV file within this recognizer's limits.
-    pub fn read_wav(&self, bytes: &[u8]) -> Result<Waveform, RecognizeError> {
-        Ok(decode_wav(bytes, &self.limits)?)
+    pub fn read_audio(&self, bytes: &[u8]) -> Result<Waveform, RecognizeError> {
+        Ok(audio::decode(bytes, &self.limits)?)
     }
 
     /// Recognizes 16 kHz mono audio.
@@ -312,8 +313,8 @@ mod tests {
 
     #[test]
     fn audio_errors_pass_through_unchanged() {
-        let err = digits().transcribe_wav(b"not audio at all", &GreedyDecoder).unwrap_err();
-        assert!(matches!(err, RecognizeError::Audio(AudioError::NotWav { .. })), "{err}");
+        let err = digits().transcribe_bytes(b"not audio at all", &GreedyDecoder).unwrap_err();
+        assert!(matches!(err, RecognizeError::Audio(AudioError::UnknownFormat { .. })), "{err}");
     }
 
     #[test]
@@ -340,7 +341,7 @@ mod tests {
         let r = digits();
         let wav = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/fsdd/recordings/7_jackson_0.wav")).unwrap();
         let decoder = r.decoder(&DecodeOptions { alternatives: Some(3), ..Default::default() }).unwrap();
-        let t = r.transcribe_wav(&wav, decoder.as_ref()).unwrap();
+        let t = r.transcribe_bytes(&wav, decoder.as_ref()).unwrap();
         assert_eq!(t.alternatives.len(), 3);
         assert_eq!(t.alternatives[0].text, t.text);
         assert!(t.alternatives.windows(2).all(|w| w[0].score >= w[1].score && w[0].text != w[1].text));

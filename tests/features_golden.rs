@@ -8,7 +8,7 @@
 
 mod common;
 
-use hark::audio::{decode_wav, AudioLimits};
+use hark::audio::{decode, AudioLimits};
 use hark::features::{Fbank, FbankOptions};
 
 fn options_from_golden(kind: &str) -> FbankOptions {
@@ -24,7 +24,7 @@ fn features_match_kaldi_native_fbank_within_1e_3() {
     for kind in ["default", "variant"] {
         let fbank = Fbank::new(options_from_golden(kind)).unwrap();
         for audio in ["hello-16k.wav", "chirp-noise-16k.wav"] {
-            let wave = decode_wav(&std::fs::read(common::test_audio(audio)).unwrap(), &AudioLimits::default()).unwrap();
+            let wave = decode(&std::fs::read(common::test_audio(audio)).unwrap(), &AudioLimits::default()).unwrap();
             let ours = fbank.compute(&wave);
             let (shape, want) = &golden[&format!("{audio}/{kind}")];
             assert_eq!([ours.num_frames(), ours.num_bins()], shape[..], "{audio} {kind}: frame count");

@@ -5,7 +5,7 @@
 
 mod common;
 
-use hark::audio::{decode_wav, AudioLimits};
+use hark::audio::{decode, AudioLimits};
 use hark::features::{Fbank, Features};
 use hark::model::reference::ReferenceModel;
 use hark::model::{AcousticModel, ModelFiles};
@@ -16,7 +16,7 @@ fn english_features(model: &AcousticModel) -> Vec<Features> {
     let ljspeech = common::shared_data().join("ljspeech-dev/LJ001-0001.wav");
     [ljspeech, common::test_audio("hello-16k.wav"), common::test_audio("chirp-noise-16k.wav")]
         .iter()
-        .map(|path| fbank.compute(&decode_wav(&std::fs::read(path).unwrap(), &AudioLimits::default()).unwrap()))
+        .map(|path| fbank.compute(&decode(&std::fs::read(path).unwrap(), &AudioLimits::default()).unwrap()))
         .collect()
 }
 

@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use hark::audio::{decode_wav, AudioLimits, Waveform};
+use hark::audio::{decode, AudioLimits, Waveform};
 use hark::ctc::GreedyDecoder;
 use hark::eval::{read_manifest, Scored};
 use hark::metrics::Metrics;
@@ -21,7 +21,7 @@ fn ljspeech(names: &[&str]) -> Waveform {
     let mut samples = Vec::new();
     for name in names {
         let bytes = std::fs::read(common::shared_data().join("ljspeech-dev").join(format!("{name}.wav"))).unwrap();
-        samples.extend_from_slice(decode_wav(&bytes, &AudioLimits::default()).unwrap().samples());
+        samples.extend_from_slice(decode(&bytes, &AudioLimits::default()).unwrap().samples());
     }
     Waveform::from_samples(samples)
 }
@@ -36,7 +36,7 @@ fn long_speech(group: usize) -> (Waveform, String) {
     let (mut samples, mut text) = (Vec::new(), Vec::new());
     for u in &utterances[group * 8..(group + 1) * 8] {
         let bytes = std::fs::read(&u.audio_path).unwrap();
-        samples.extend_from_slice(decode_wav(&bytes, &AudioLimits::default()).unwrap().samples());
+        samples.extend_from_slice(decode(&bytes, &AudioLimits::default()).unwrap().samples());
         text.push(u.text.clone());
     }
     (Waveform::from_samples(samples), text.join(" "))

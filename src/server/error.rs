@@ -52,12 +52,12 @@ impl From<RecognizeError> for ApiError {
         let message = e.to_string();
         let (status, code) = match e {
             RecognizeError::Audio(audio) => match audio {
-                AudioError::NotWav { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_format"),
+                AudioError::UnknownFormat { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_format"),
                 AudioError::UnsupportedCodec { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_codec"),
                 AudioError::UnsupportedSampleRate { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_sample_rate"),
                 AudioError::Truncated { .. } => (StatusCode::BAD_REQUEST, "truncated_audio"),
-                AudioError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed_audio"),
-                AudioError::NoSamples => (StatusCode::UNPROCESSABLE_ENTITY, "no_samples"),
+                AudioError::Malformed { .. } => (StatusCode::BAD_REQUEST, "malformed_audio"),
+                AudioError::NoSamples { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "no_samples"),
                 AudioError::TooLong { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "audio_too_long"),
             },
         };

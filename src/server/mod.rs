@@ -277,14 +277,19 @@ async fn recognize(state: &AppState, audio: axum::body::Bytes, options: &DecodeO
     let Ready { recognizer, scheduler } = state.ready()?;
     let decoder = recognizer.decoder(options)?;
     let work = async {
-        // Refused from the WAV header, before any decoding, when full.
-        let admission = scheduler.admit(recognizer.audio_duration_s(&audio)?)?;
+        // A WAV header states the duration: refused before any decoding
+        // when full. Compressed audio is admitted once decoded.
+        let early = recognizer.header_duration_s(&audio)?.map(|duration_s| scheduler.admit(duration_s)).transpose()?;
         let worker = recognizer.clone();
         let (features, duration_s) = blocking(move || {
-            let waveform = worker.read_wav(&audio)?;
+            let waveform = worker.read_audio(&audio)?;
             Ok::<_, ApiError>((worker.features(&waveform), waveform.duration_s()))
         })
         .await??;
+        let admission = match early {
+            Some(admission) => admission,
+            None => scheduler.admit(duration_s)?,
+        };
         let log_probs = admission.log_probs(features).await?;
         let worker = recognizer.clone();
         blocking(move || worker.decode(&log_probs, duration_s, decoder.as_ref())).await
