@@ -8,7 +8,7 @@
 //!     cargo bench --bench pipeline
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use hark::audio::{decode_wav, AudioLimits, Waveform};
+use hark::audio::{decode, AudioLimits, Waveform};
 use hark::ctc::{CtcDecoder, GreedyDecoder};
 use hark::features::{Fbank, FbankOptions};
 use hark::model::reference::ReferenceModel;
@@ -36,7 +36,7 @@ fn pipeline(c: &mut Criterion) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let wav = ten_seconds_wav();
     let limits = AudioLimits::default();
-    let waveform: Waveform = decode_wav(&wav, &limits).unwrap();
+    let waveform: Waveform = decode(&wav, &limits).unwrap();
     let fbank = Fbank::new(FbankOptions::default()).unwrap();
     let features = fbank.compute(&waveform);
     let files = ModelFiles::read_dir(&root.join("models/hark-en")).unwrap();
@@ -46,7 +46,7 @@ fn pipeline(c: &mut Criterion) {
     let five_seconds = hark::features::Features::new(features.data()[..features.data().len() / 2].to_vec(), features.num_bins());
     let batch = vec![&five_seconds; 16];
 
-    c.bench_function("decode_wav 10 s 22.05 kHz", |b| b.iter(|| decode_wav(&wav, &limits).unwrap()));
+    c.bench_function("decode WAV 10 s 22.05 kHz", |b| b.iter(|| decode(&wav, &limits).unwrap()));
     c.bench_function("fbank 10 s", |b| b.iter(|| fbank.compute(&waveform)));
     c.bench_function("bilstm 3x320 10 s, fused", |b| b.iter(|| model.forward(&features)));
     c.bench_function("bilstm 3x320 10 s, candle-nn reference", |b| b.iter(|| reference.forward(&features).unwrap()));
@@ -55,7 +55,7 @@ fn pipeline(c: &mut Criterion) {
 
     let english = Recognizer::load(Some(&root.join("models/hark-en")), limits, None).unwrap();
     let speech = std::fs::read(root.join("../shared/data/ljspeech-dev/LJ001-0001.wav")).unwrap();
-    let speech_log_probs = english.log_probs(&decode_wav(&speech, &limits).unwrap()).unwrap();
+    let speech_log_probs = english.log_probs(&decode(&speech, &limits).unwrap()).unwrap();
     for (name, options) in [
         ("ctc beam 64 + 3-gram LM, 9.7 s speech", DecodeOptions::default()),
         (

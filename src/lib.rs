@@ -3,7 +3,8 @@
 //! Data flows one way through the modules:
 //! bytes ──[`audio`]──▶ Waveform ──[`features`]──▶ Features ──[`model`]──▶
 //! LogProbs ──[`ctc`]──▶ [`transcript::Transcript`] ──[`server`] / CLI──▶ JSON, text, subtitles.
-//! [`recognizer`] runs the whole pipeline; [`eval`] measures it. In the
+//! [`recognizer`] runs the whole pipeline, cutting long audio at the pauses
+//! [`vad`] finds; [`eval`] measures it. In the
 //! service, [`scheduler`] batches the model's work across requests and
 //! [`metrics`] counts it.
 
@@ -20,3 +21,4 @@ pub mod scheduler;
 pub mod server;
 pub mod text;
 pub mod transcript;
+pub mod vad;

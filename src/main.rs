@@ -198,6 +198,10 @@ struct ServeArgs {
     /// Connections open at once; further ones wait in the listen backlog.
     #[arg(long, env = "HARK_MAX_CONNECTIONS", default_value_t = ServerConfig::default().max_connections)]
     max_connections: usize,
+    /// Audio longer than this many seconds is cut at pauses into pieces at
+    /// most this long, each recognized on its own.
+    #[arg(long, env = "HARK_WINDOW_S", default_value_t = ServerConfig::default().window_s)]
+    window_s: f64,
     #[command(flatten)]
     scheduler: SchedulerConfig,
 }
@@ -234,14 +238,12 @@ fn main() -> ExitCode {
 }
 
 /// Log lines go to stderr (stdout carries the listening address and
-/// command output); `HARK_LOG` filters them (default `info`, with the
+/// command output); `HARK_LOG` filters them (default `info`, without the
 /// audio decoders' per-file chatter, such as "using xing header for
-/// duration", kept to errors).
+/// duration": their failures reach the caller as hark's own errors).
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HARK_LOG").unwrap_or_else(|_| "info,symphonia=error".into());
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HARK_LOG").unwrap_or_else(|_| "info,symphonia=off".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().flatten_event(true).with_current_span(true).with_span_list(false).init(),
@@ -257,6 +259,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             request_timeout: Duration::from_secs_f64(args.request_timeout_s),
             drain_timeout: Duration::from_secs_f64(args.drain_timeout_s),
             max_connections: args.max_connections,
+            window_s: args.window_s,
             scheduler: args.scheduler,
         };
         let summary = config_summary(&config, args.addr, args.model.max_duration_s);
@@ -311,13 +314,13 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 fn config_summary(config: &ServerConfig, addr: SocketAddr, max_duration_s: f64) -> String {
     let s = &config.scheduler;
     format!(
-        "listening on {addr}; workers {}, max batch {}, max wait {} ms, queue {:.0} s of audio, chunks {:.0} s; \
+        "listening on {addr}; workers {}, max batch {}, max wait {} ms, queue {:.0} s of audio, window {:.0} s; \
          request timeout {:.0} s, drain {:.0} s, max connections {}, max body {} MiB, max audio {:.0} s; API key {}",
         s.workers,
         s.max_batch,
         s.max_wait_ms,
         s.max_queue_s,
-        s.chunk_s,
+        config.window_s,
         config.request_timeout.as_secs_f64(),
         config.drain_timeout.as_secs_f64(),
         config.max_connections,

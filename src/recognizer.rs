@@ -11,14 +11,31 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::audio::{self, AudioError, AudioLimits, Waveform};
+use crate::audio::{self, AudioError, AudioLimits, Waveform, SAMPLE_RATE_HZ};
 use crate::ctc::beam::{BeamOptions, BeamSearchDecoder, Lexicon, LmFusion};
 use crate::ctc::hotwords::{self, HotwordError, Hotwords};
 use crate::ctc::{CtcDecoder, GreedyDecoder};
 use crate::features::{Fbank, FeatureConfigError, Features};
 use crate::lm::{LmError, NgramLm, BOS, EOS, UNK};
 use crate::model::{AcousticModel, LogProbs, ModelError, ModelFiles};
-use crate::transcript::{text_of, Alternative, Transcript};
+use crate::transcript::{text_of, Alternative, Transcript, Word};
+use crate::vad;
+
+/// Audio up to this long is recognized whole; longer audio is cut at pauses
+/// into pieces this long at most (the model was trained on sentences of up
+/// to about 10 s; whole minutes are outside what it has seen).
+pub const DEFAULT_WINDOW_S: f64 = 15.0;
+
+/// Pieces the network runs at once outside the server (which has its own
+/// batching): bounds the memory of one batch.
+const PIECES_PER_BATCH: usize = 8;
+
+/// A stretch of a recording, recognized on its own.
+pub struct Piece {
+    /// Where it starts in the recording.
+    pub start_s: f64,
+    pub features: Features,
+}
 
 /// Why a recognizer could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -253,10 +270,50 @@ impl Recognizer {
         Ok(audio::decode(bytes, &self.limits)?)
     }
 
-    /// Recognizes 16 kHz mono audio.
+    /// Recognizes 16 kHz mono audio, cut at pauses when it is longer than
+    /// [`DEFAULT_WINDOW_S`].
     pub fn transcribe(&self, waveform: &Waveform, decoder: &dyn CtcDecoder) -> Result<Transcript, RecognizeError> {
-        let log_probs = self.log_probs(waveform)?;
-        Ok(self.decode(&log_probs, waveform.duration_s(), decoder))
+        let pieces = self.pieces(waveform, DEFAULT_WINDOW_S);
+        let mut outputs = Vec::with_capacity(pieces.len());
+        for batch in pieces.chunks(PIECES_PER_BATCH) {
+            let inputs: Vec<&Features> = batch.iter().map(|p| &p.features).collect();
+            outputs.extend(batch.iter().map(|p| p.start_s).zip(self.model.forward_batch(&inputs)));
+        }
+        Ok(self.decode_pieces(outputs, waveform.duration_s(), decoder))
+    }
+
+    /// Cuts audio longer than `window_s` at pauses ([`vad::cut`]) and
+    /// computes each piece's features.
+    pub fn pieces(&self, waveform: &Waveform, window_s: f64) -> Vec<Piece> {
+        let ranges = vad::cut(waveform.samples(), window_s);
+        if ranges.len() == 1 {
+            return vec![Piece { start_s: 0.0, features: self.features(waveform) }];
+        }
+        ranges
+            .into_iter()
+            .map(|range| Piece {
+                start_s: range.start as f64 / f64::from(SAMPLE_RATE_HZ),
+                features: self.features(&Waveform::from_samples(waveform.samples()[range].to_vec())),
+            })
+            .collect()
+    }
+
+    /// The transcript of a recording from its pieces' network outputs, each
+    /// with where it starts: word times are placed in the whole recording,
+    /// and segments break at the cuts. The n-best list is kept for audio
+    /// recognized whole.
+    pub fn decode_pieces(&self, pieces: Vec<(f64, LogProbs)>, duration_s: f64, decoder: &dyn CtcDecoder) -> Transcript {
+        if let [(_, log_probs)] = pieces.as_slice() {
+            return self.decode(log_probs, duration_s, decoder);
+        }
+        let mut words: Vec<Word> = Vec::new();
+        for (start_s, log_probs) in &pieces {
+            let best = decoder.decode(log_probs, self.model.vocabulary()).into_iter().next().map(|h| h.words).unwrap_or_default();
+            words.extend(best.into_iter().map(|w| Word { start_s: w.start_s + start_s, end_s: w.end_s + start_s, ..w }));
+        }
+        let mut transcript = Transcript::new(words, duration_s);
+        transcript.cuts_s = pieces.iter().skip(1).map(|(start_s, _)| *start_s).collect();
+        transcript
     }
 
     /// The acoustic model's output for 16 kHz mono audio.

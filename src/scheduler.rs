@@ -13,12 +13,12 @@
 //!   files; past the bound a request is refused at once
 //!   ([`SchedulerError::Overloaded`], which the server turns into 503 with
 //!   `Retry-After`) instead of waiting without end;
-//! - long audio is cut into chunks (with overlapping context, see
-//!   [`split`]) that queue separately, so a one-hour file advances a chunk
-//!   at a time between the short requests instead of stalling them.
+//! - long audio arrives cut at pauses into pieces
+//!   ([`crate::recognizer::Recognizer::pieces`]) that queue separately, so a
+//!   long file advances a piece at a time between the short requests
+//!   instead of stalling them.
 
 use std::collections::VecDeque;
-use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,7 @@ pub struct SchedulerConfig {
     /// LSTM directions on two threads).
     #[arg(long, env = "HARK_WORKERS", default_value_t = 1)]
     pub workers: usize,
-    /// Most utterances (or chunks of long ones) run as one batch.
+    /// Most utterances (or pieces of long ones) run as one batch.
     #[arg(long, env = "HARK_MAX_BATCH", default_value_t = 16)]
     pub max_batch: usize,
     /// How long a worker waits for more requests to join a batch, in ms.
@@ -44,20 +44,13 @@ pub struct SchedulerConfig {
     /// Most seconds of audio queued or running; past it, requests get 503.
     #[arg(long, env = "HARK_MAX_QUEUE_S", default_value_t = 120.0)]
     pub max_queue_s: f64,
-    /// Audio longer than this is run in chunks of this many seconds.
-    #[arg(long, env = "HARK_CHUNK_S", default_value_t = 10.0)]
-    pub chunk_s: f64,
 }
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
-        Self { workers: 1, max_batch: 16, max_wait_ms: 5, max_queue_s: 120.0, chunk_s: 10.0 }
+        Self { workers: 1, max_batch: 16, max_wait_ms: 5, max_queue_s: 120.0 }
     }
 }
-
-/// Seconds of audio each side of a chunk that the network also sees, so
-/// that the BiLSTM has context at the cut; its output there is dropped.
-pub const CHUNK_CONTEXT_S: f64 = 1.5;
 
 /// Why an utterance was not run.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -142,21 +135,23 @@ impl Scheduler {
     fn check(&self, queue: &Queue, audio_s: f64) -> Result<(), SchedulerError> {
         let limit_s = self.shared.config.max_queue_s;
         // An empty queue takes anything: the audio length limit bounds it.
-        if queue.audio_s > 0.0 && queue.audio_s + audio_s > limit_s {
+        // (Empty up to rounding: pieces carry shares of their recording's
+        // seconds, which do not always sum back to exactly zero.)
+        if queue.audio_s > 1e-6 && queue.audio_s + audio_s > limit_s {
             let wait_s = queue.audio_s * queue.recent_rtf / self.shared.config.workers.max(1) as f64;
             return Err(SchedulerError::Overloaded { queued_s: queue.audio_s, limit_s, retry_after_s: wait_s.ceil().max(1.0) as u64 });
         }
         Ok(())
     }
 
-    /// The acoustic model's output for one utterance of `audio_s` seconds:
-    /// [`admit`](Self::admit), then [`Admission::log_probs`].
-    pub async fn log_probs(&self, features: Features, audio_s: f64) -> Result<LogProbs, SchedulerError> {
-        self.admit(audio_s)?.log_probs(features).await
+    /// The acoustic model's output for the pieces of one recording of
+    /// `audio_s` seconds: [`admit`](Self::admit), then [`Admission::log_probs`].
+    pub async fn log_probs(&self, pieces: Vec<Features>, audio_s: f64) -> Result<Vec<LogProbs>, SchedulerError> {
+        self.admit(audio_s)?.log_probs(pieces).await
     }
 }
 
-/// Room taken in the queue for one utterance; given back if dropped unused.
+/// Room taken in the queue for one recording; given back if dropped unused.
 pub struct Admission<'a> {
     scheduler: &'a Scheduler,
     /// Seconds of audio this admission still holds in the queue's account.
@@ -164,39 +159,35 @@ pub struct Admission<'a> {
 }
 
 impl Admission<'_> {
-    /// The acoustic model's output for the admitted utterance, run in chunks
-    /// when it is long. Dropping the future withdraws the request: chunks
-    /// not yet started are skipped.
-    pub async fn log_probs(mut self, features: Features) -> Result<LogProbs, SchedulerError> {
+    /// The acoustic model's output for each piece of the admitted recording.
+    /// The pieces queue as separate jobs, batched with whatever else is
+    /// waiting. Dropping the future withdraws the request: pieces not yet
+    /// started are skipped.
+    pub async fn log_probs(mut self, pieces: Vec<Features>) -> Result<Vec<LogProbs>, SchedulerError> {
         let shared = &self.scheduler.shared;
-        let config = shared.model.config();
-        let step_s = config.step_s();
-        let chunk_steps = ((shared.config.chunk_s / step_s).round() as usize).max(1);
-        let context_steps = (CHUNK_CONTEXT_S / step_s).round() as usize;
-        let steps = features.num_frames() / config.stack;
-        let chunks = split(features, config.stack, chunk_steps, context_steps);
-        let mut replies = Vec::with_capacity(chunks.len());
+        let frames: usize = pieces.iter().map(Features::num_frames).sum();
+        let mut answers = Vec::with_capacity(pieces.len());
         {
             let mut queue = shared.queue.lock().expect("scheduler lock");
             let now = Instant::now();
-            // The admitted seconds pass to the chunks, in proportion to the
-            // steps each one answers for; workers release them.
-            let (total_s, count) = (self.audio_s, chunks.len());
-            for (i, (chunk, keep)) in chunks.into_iter().enumerate() {
+            // The admitted seconds pass to the pieces, in proportion to
+            // their frames; workers release them.
+            let (total_s, count) = (self.audio_s, pieces.len());
+            for (i, features) in pieces.into_iter().enumerate() {
                 let (reply, answer) = oneshot::channel();
-                let audio_s = if i + 1 == count { self.audio_s } else { total_s * keep.len() as f64 / steps.max(1) as f64 };
+                let audio_s = if i + 1 == count { self.audio_s } else { total_s * features.num_frames() as f64 / frames.max(1) as f64 };
                 self.audio_s -= audio_s;
-                queue.jobs.push_back((Job { features: chunk, audio_s, reply }, now));
-                replies.push((answer, keep));
+                queue.jobs.push_back((Job { features, audio_s, reply }, now));
+                answers.push(answer);
             }
             shared.metrics.queue_jobs.set(queue.jobs.len() as i64);
         }
         shared.queued.notify_all();
-        let mut parts = Vec::with_capacity(replies.len());
-        for (answer, keep) in replies {
-            parts.push((answer.await.map_err(|_| SchedulerError::Stopped)?, keep));
+        let mut outputs = Vec::with_capacity(answers.len());
+        for answer in answers {
+            outputs.push(answer.await.map_err(|_| SchedulerError::Stopped)?);
         }
-        Ok(stitch(parts, config.vocab, step_s))
+        Ok(outputs)
     }
 }
 
@@ -231,7 +222,7 @@ fn work(shared: &Shared) {
                     return;
                 }
                 // A request that gave up (timeout, closed connection) no
-                // longer needs its chunks.
+                // longer needs its pieces.
                 while queue.jobs.front().is_some_and(|(job, _)| job.reply.is_closed()) {
                     let (job, _) = queue.jobs.pop_front().expect("front exists");
                     queue.audio_s -= job.audio_s;
@@ -270,66 +261,5 @@ fn work(shared: &Shared) {
             // The receiver may have gone meanwhile; nothing to do then.
             let _ = job.reply.send(output);
         }
-    }
-}
-
-/// Cuts an utterance into chunks of `chunk_steps` network steps, each with
-/// up to `context_steps` more on either side; returns each chunk with the
-/// range of its steps that belongs to it. Short utterances stay whole.
-pub fn split(features: Features, stack: usize, chunk_steps: usize, context_steps: usize) -> Vec<(Features, Range<usize>)> {
-    let steps = features.num_frames() / stack;
-    if steps <= chunk_steps + 2 * context_steps {
-        return vec![(features, 0..steps)];
-    }
-    let row = stack * features.num_bins();
-    (0..steps)
-        .step_by(chunk_steps)
-        .map(|start| {
-            let end = (start + chunk_steps).min(steps);
-            let (from, to) = (start.saturating_sub(context_steps), (end + context_steps).min(steps));
-            let chunk = Features::new(features.data()[from * row..to * row].to_vec(), features.num_bins());
-            (chunk, start - from..end - from)
-        })
-        .collect()
-}
-
-/// The kept steps of each chunk's output, in order.
-pub fn stitch(parts: Vec<(LogProbs, Range<usize>)>, vocab: usize, step_s: f64) -> LogProbs {
-    if parts.len() == 1 && parts[0].1.len() == parts[0].0.num_steps() {
-        return parts.into_iter().next().expect("one part").0;
-    }
-    let mut data = Vec::new();
-    for (log_probs, keep) in parts {
-        data.extend_from_slice(&log_probs.data()[keep.start * vocab..keep.end * vocab]);
-    }
-    LogProbs::new(data, vocab, step_s)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunks_cover_every_step_once_with_context_around_each() {
-        let bins = 2;
-        let frames = 3 * 100 + 2;
-        let features = Features::new((0..frames * bins).map(|i| i as f32).collect(), bins);
-        let chunks = split(features.clone(), 3, 30, 5);
-        assert_eq!(chunks.len(), 4);
-        let mut covered = Vec::new();
-        for (chunk, keep) in &chunks {
-            let first_step = chunk.data()[0] as usize / (3 * bins);
-            covered.extend(keep.clone().map(|s| first_step + s));
-            assert!(keep.start == 5 || first_step == 0, "context before every chunk but the first");
-        }
-        assert_eq!(covered, (0..100).collect::<Vec<_>>());
-        assert_eq!(split(features, 3, 90, 5).len(), 1, "100 steps fit one chunk of 90 with its context");
-    }
-
-    #[test]
-    fn stitching_keeps_only_each_chunks_own_steps() {
-        let part = |steps: usize, first: f32| LogProbs::new((0..steps * 2).map(|i| first + i as f32).collect(), 2, 0.03);
-        let stitched = stitch(vec![(part(4, 0.0), 0..3), (part(5, 100.0), 1..4)], 2, 0.03);
-        assert_eq!(stitched.data(), &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 102.0, 103.0, 104.0, 105.0, 106.0, 107.0]);
     }
 }

@@ -27,6 +27,10 @@ pub struct Transcript {
     /// more than one hypothesis was asked for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub alternatives: Vec<Alternative>,
+    /// Where long audio was cut into separately recognized pieces, in
+    /// seconds: a segment never spans one.
+    #[serde(skip)]
+    pub cuts_s: Vec<f64>,
 }
 
 /// One of the n best transcripts.
@@ -44,18 +48,20 @@ pub fn text_of(words: &[Word]) -> String {
 
 impl Transcript {
     pub fn new(words: Vec<Word>, duration_s: f64) -> Self {
-        Self { text: text_of(&words), duration_s, words, alternatives: Vec::new() }
+        Self { text: text_of(&words), duration_s, words, alternatives: Vec::new(), cuts_s: Vec::new() }
     }
 
     /// Groups the words into segments, breaking at pauses of at least
-    /// `rules.min_pause_s` or after `rules.max_words` words.
+    /// `rules.min_pause_s`, after `rules.max_words` words, and where the
+    /// audio was cut.
     pub fn segments(&self, rules: SegmentRules) -> Vec<Segment> {
         let mut segments: Vec<Segment> = Vec::new();
         let mut first = 0;
         for i in 0..self.words.len() {
             let last_in_segment = i + 1 == self.words.len()
                 || i + 1 - first >= rules.max_words
-                || self.words[i + 1].start_s - self.words[i].end_s >= rules.min_pause_s;
+                || self.words[i + 1].start_s - self.words[i].end_s >= rules.min_pause_s
+                || self.cuts_s.iter().any(|&cut| self.words[i].start_s < cut && cut <= self.words[i + 1].start_s);
             if last_in_segment {
                 let words = &self.words[first..=i];
                 segments.push(Segment {
@@ -86,12 +92,16 @@ impl Default for SegmentRules {
 }
 
 /// A run of words between pauses: a subtitle cue.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Segment {
     pub id: usize,
+    #[serde(rename = "start")]
     pub start_s: f64,
+    #[serde(rename = "end")]
     pub end_s: f64,
     pub text: String,
+    /// Listed once, in the transcript's `words`.
+    #[serde(skip)]
     pub words: Vec<Word>,
 }
 
@@ -137,6 +147,14 @@ mod tests {
         assert_eq!((segments[1].start_s, segments[1].end_s), (1.3, 2.0));
         let by_count = t.segments(SegmentRules { min_pause_s: 10.0, max_words: 3 });
         assert_eq!(by_count.iter().map(|s| s.words.len()).collect::<Vec<_>>(), [3, 1]);
+    }
+
+    #[test]
+    fn segments_never_span_a_cut() {
+        let mut t = Transcript::new(vec![word("one", 0.0, 0.3), word("two", 0.4, 0.7), word("three", 0.8, 1.0)], 1.0);
+        t.cuts_s = vec![0.75];
+        let segments = t.segments(SegmentRules::default());
+        assert_eq!(segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>(), ["one two", "three"]);
     }
 
     #[test]

@@ -76,7 +76,8 @@ fn the_server_sniffs_the_format_from_the_bytes_on_both_routes() {
     for name in DECODED {
         let body = fixture(name);
         // Raw body, labelled as something else entirely.
-        let response = client.post(server.url("/v1/transcribe")).header("content-type", "application/octet-stream").body(body.clone()).send().unwrap();
+        let response =
+            client.post(server.url("/v1/transcribe")).header("content-type", "application/octet-stream").body(body.clone()).send().unwrap();
         let status = response.status().as_u16();
         let json: Value = response.json().unwrap();
         assert_eq!((status, json["text"].as_str()), (200, Some(digit_word(name))), "{name}: {json}");

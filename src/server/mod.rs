@@ -36,9 +36,9 @@ use tokio::net::TcpListener;
 use tracing::Instrument;
 
 use crate::metrics::{Held, Metrics};
-use crate::recognizer::{DecodeOptions, Recognizer};
+use crate::recognizer::{DecodeOptions, Recognizer, DEFAULT_WINDOW_S};
 use crate::scheduler::{Scheduler, SchedulerConfig};
-use crate::transcript::Transcript;
+use crate::transcript::{SegmentRules, Transcript};
 pub use error::ApiError;
 
 /// Everything the service is configured with, read once at start-up.
@@ -55,6 +55,9 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// Connections open at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Longer audio is cut at pauses into pieces at most this long, each
+    /// recognized on its own (and queued as its own job).
+    pub window_s: f64,
     pub scheduler: SchedulerConfig,
 }
 
@@ -66,6 +69,7 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(120),
             drain_timeout: Duration::from_secs(25),
             max_connections: 1024,
+            window_s: DEFAULT_WINDOW_S,
             scheduler: SchedulerConfig::default(),
         }
     }
@@ -269,9 +273,9 @@ fn decode_options(encoded: &str) -> Result<DecodeOptions, ApiError> {
     })
 }
 
-/// Recognizes one upload: audio and features on the blocking pool, the
-/// network through the scheduler, CTC decoding on the blocking pool again;
-/// all within the request timeout.
+/// Recognizes one upload: audio, cutting at pauses and features on the
+/// blocking pool, the network through the scheduler, CTC decoding on the
+/// blocking pool again; all within the request timeout.
 async fn recognize(state: &AppState, audio: axum::body::Bytes, options: &DecodeOptions) -> Result<(Transcript, Arc<Recognizer>), ApiError> {
     let started = Instant::now();
     let Ready { recognizer, scheduler } = state.ready()?;
@@ -280,19 +284,20 @@ async fn recognize(state: &AppState, audio: axum::body::Bytes, options: &DecodeO
         // A WAV header states the duration: refused before any decoding
         // when full. Compressed audio is admitted once decoded.
         let early = recognizer.header_duration_s(&audio)?.map(|duration_s| scheduler.admit(duration_s)).transpose()?;
-        let worker = recognizer.clone();
-        let (features, duration_s) = blocking(move || {
+        let (worker, window_s) = (recognizer.clone(), state.config.window_s);
+        let (pieces, duration_s) = blocking(move || {
             let waveform = worker.read_audio(&audio)?;
-            Ok::<_, ApiError>((worker.features(&waveform), waveform.duration_s()))
+            Ok::<_, ApiError>((worker.pieces(&waveform, window_s), waveform.duration_s()))
         })
         .await??;
         let admission = match early {
             Some(admission) => admission,
             None => scheduler.admit(duration_s)?,
         };
-        let log_probs = admission.log_probs(features).await?;
+        let starts: Vec<f64> = pieces.iter().map(|p| p.start_s).collect();
+        let log_probs = admission.log_probs(pieces.into_iter().map(|p| p.features).collect()).await?;
         let worker = recognizer.clone();
-        blocking(move || worker.decode(&log_probs, duration_s, decoder.as_ref())).await
+        blocking(move || worker.decode_pieces(starts.into_iter().zip(log_probs).collect(), duration_s, decoder.as_ref())).await
     };
     let timeout = state.config.request_timeout;
     let transcript = tokio::time::timeout(timeout, work).await.map_err(|_| ApiError::timed_out(timeout))??;
@@ -315,6 +320,7 @@ async fn transcribe(State(state): State<SharedState>, request: Request) -> Resul
     let upload = upload::read(request, true, state.config.max_body_bytes).await?;
     let (transcript, recognizer) = recognize(&state, upload.audio, &options).await?;
     let mut body = serde_json::to_value(&transcript).expect("transcripts serialize");
+    body["segments"] = serde_json::to_value(transcript.segments(SegmentRules::default())).expect("segments serialize");
     body["model"] = json!(recognizer.model().config().name);
     Ok(Json(body))
 }

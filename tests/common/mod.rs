@@ -119,6 +119,14 @@ impl HarkServer {
         self.base_url.trim_start_matches("http://").to_string()
     }
 
+    /// The server process's peak resident memory so far, in MB.
+    pub fn peak_rss_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("the server is running");
+        let kb: f64 =
+            status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap();
+        kb / 1024.0
+    }
+
     /// The log lines written so far.
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().unwrap().clone()

@@ -1,0 +1,293 @@
+//! Where speech pauses: an energy-based voice activity detector.
+//!
+//! Long recordings are cut at pauses ([`cut`]) so each piece fits the
+//! network's window and no word is split; live streams end an utterance
+//! when a pause has lasted long enough ([`Endpointer`]). Both judge a
+//! 10 ms frame silent by its loudness against the recording's own levels
+//! ([`silence_threshold_db`]), so a quiet phone call and a loud studio
+//! take are treated alike.
+
+use std::ops::Range;
+
+use crate::audio::SAMPLE_RATE_HZ;
+
+/// Samples per analysis frame: 10 ms.
+pub const FRAME: usize = SAMPLE_RATE_HZ as usize / 100;
+/// A pause shorter than this is the gap between words, not a place to cut.
+pub const MIN_PAUSE_S: f64 = 0.2;
+/// A pause this long ends a sentence: long audio is always cut there.
+pub const SENTENCE_PAUSE_S: f64 = 0.5;
+/// Pause kept at each end of a piece, so the network hears the speech
+/// begin and end as in the sentences it was trained on.
+const PAD_S: f64 = 0.1;
+/// A piece is at least this long, unless the audio ends.
+const MIN_PIECE_S: f64 = 1.0;
+
+/// Loudness of each whole 10 ms frame, in dB relative to full scale.
+pub fn frame_db(samples: &[f32]) -> Vec<f32> {
+    samples.chunks_exact(FRAME).map(|f| 10.0 * (f.iter().map(|s| s * s).sum::<f32>() / FRAME as f32 + 1e-10).log10()).collect()
+}
+
+/// Speech must stand this far above the background for the background to
+/// be told apart from it.
+const MIN_RANGE_DB: f32 = 12.0;
+/// Frames quieter than this are pauses in any recording.
+const QUIET_DB: f32 = -60.0;
+
+/// The loudness below which a frame counts as a pause: a quarter of the way
+/// from the background to the speech, and at least 6 dB over the
+/// background. The background is the 3rd percentile of the frames' levels:
+/// read speech pauses for 10–30 % of the time, yet a fast talker may leave
+/// only a few percent, and a higher percentile would then land in speech.
+pub fn silence_threshold_db(levels: &[f32]) -> f32 {
+    if levels.is_empty() {
+        return f32::NEG_INFINITY;
+    }
+    let mut sorted = levels.to_vec();
+    sorted.sort_by(f32::total_cmp);
+    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q) as usize];
+    let (floor, speech) = (at(0.03), at(0.9));
+    if speech - floor < MIN_RANGE_DB {
+        // No quiet stretch stands out: only near-silence counts as a pause.
+        return QUIET_DB;
+    }
+    floor + ((speech - floor) * 0.25).max(6.0)
+}
+
+/// Cuts audio into pieces of at most `max_s` seconds, in order, covering
+/// all its speech (pauses are kept only [`PAD_S`] deep). Audio that fits
+/// stays whole. Longer audio is cut in the
+/// middle of every pause of at least [`SENTENCE_PAUSE_S`], so that each
+/// piece is about one sentence, as the model was trained on; a piece still
+/// too long is cut in the middle of its longest pause (of at least
+/// [`MIN_PAUSE_S`]) within reach or, when speech runs on without one, at
+/// the quietest frame of the window's second half.
+pub fn cut(samples: &[f32], max_s: f64) -> Vec<Range<usize>> {
+    let max_frames = ((max_s * 100.0) as usize).max(2);
+    let levels = frame_db(samples);
+    if levels.len() <= max_frames {
+        return vec![0..samples.len()];
+    }
+    let pauses = pauses(&levels, silence_threshold_db(&levels));
+    let min_frames = ((MIN_PIECE_S * 100.0) as usize).min(max_frames / 2);
+    let sentence_frames = (SENTENCE_PAUSE_S * 100.0).round() as usize;
+    let middles = |pauses: &[Range<usize>], min_len: usize| -> Vec<(usize, usize)> {
+        pauses.iter().filter(|p| p.len() >= min_len).map(|p| ((p.start + p.end) / 2, p.len())).collect()
+    };
+    let (sentence_ends, any_pause) = (middles(&pauses, sentence_frames), middles(&pauses, 0));
+    let mut cuts = Vec::new();
+    let mut start = 0;
+    while start < levels.len() {
+        // The next sentence end, when the piece up to it is not too short.
+        let next_sentence_end = sentence_ends.iter().map(|&(m, _)| m).find(|&m| m >= start + min_frames && m < levels.len());
+        let at = match next_sentence_end {
+            Some(m) if m - start <= max_frames => m,
+            _ if levels.len() - start <= max_frames => break,
+            _ => {
+                let reach = start + min_frames..start + max_frames;
+                match any_pause.iter().filter(|(m, _)| reach.contains(m)).max_by_key(|&&(m, len)| (len, m)) {
+                    Some(&(m, _)) => m,
+                    None => {
+                        let half = start + max_frames / 2..start + max_frames;
+                        half.clone().min_by(|&a, &b| levels[a].total_cmp(&levels[b])).expect("the window's half is not empty")
+                    }
+                }
+            }
+        };
+        cuts.push(at);
+        start = at;
+    }
+    // A piece inside one pause holds nothing to recognize (and the network
+    // would make words of its noise): it is left out. The others keep only
+    // [`PAD_S`] of the pauses at their ends.
+    let pad = (PAD_S * 100.0) as usize;
+    let bounds: Vec<usize> = std::iter::once(0).chain(cuts).chain(std::iter::once(levels.len())).collect();
+    bounds
+        .windows(2)
+        .filter(|w| !pauses.iter().any(|p| p.start <= w[0] && w[1] <= p.end))
+        .map(|w| {
+            let start = pauses.iter().find(|p| p.contains(&w[0])).map_or(w[0], |p| w[0].max(p.end.saturating_sub(pad)));
+            let end = pauses.iter().find(|p| p.contains(&(w[1] - 1))).map_or(w[1], |p| w[1].min(p.start + pad));
+            start * FRAME..if end == levels.len() { samples.len() } else { end * FRAME }
+        })
+        .collect()
+}
+
+/// Runs of silent frames at least [`MIN_PAUSE_S`] long.
+fn pauses(levels: &[f32], threshold: f32) -> Vec<Range<usize>> {
+    let min_frames = (MIN_PAUSE_S * 100.0).round() as usize;
+    let mut runs = Vec::new();
+    let mut run_start = None;
+    for (i, &level) in levels.iter().chain(std::iter::once(&f32::INFINITY)).enumerate() {
+        match (level < threshold, run_start) {
+            (true, None) => run_start = Some(i),
+            (false, Some(s)) => {
+                if i - s >= min_frames {
+                    runs.push(s..i);
+                }
+                run_start = None;
+            }
+            _ => {}
+        }
+    }
+    runs
+}
+
+/// Finds the ends of utterances in a live stream: speech followed by a
+/// pause of at least `silence_s`.
+#[derive(Debug)]
+pub struct Endpointer {
+    silence_frames: usize,
+    /// Recent frame levels, for the threshold (the last minute at most).
+    history: Vec<f32>,
+    /// Samples not yet making a whole frame.
+    partial: Vec<f32>,
+    /// Frames of the current utterance, and its trailing silent ones.
+    frames: usize,
+    trailing_silent: usize,
+    heard_speech: bool,
+}
+
+/// How many frames of history set the threshold.
+const HISTORY_FRAMES: usize = 6000;
+
+impl Endpointer {
+    pub fn new(silence_s: f64) -> Self {
+        Self {
+            silence_frames: (silence_s * 100.0).round().max(1.0) as usize,
+            history: Vec::new(),
+            partial: Vec::new(),
+            frames: 0,
+            trailing_silent: 0,
+            heard_speech: false,
+        }
+    }
+
+    /// Takes the next 16 kHz samples; returns the sample offsets (from the
+    /// start of the current utterance, counting `samples` in) where an
+    /// utterance ended, after which the next one starts.
+    pub fn push(&mut self, samples: &[f32]) -> Vec<usize> {
+        self.partial.extend_from_slice(samples);
+        let whole = self.partial.len() / FRAME * FRAME;
+        let levels = frame_db(&self.partial[..whole]);
+        self.partial.drain(..whole);
+        let mut ends = Vec::new();
+        for level in levels {
+            self.history.push(level);
+            if self.history.len() > HISTORY_FRAMES {
+                self.history.drain(..HISTORY_FRAMES / 2);
+            }
+            // Until a second has been heard only near-silence counts as a
+            // pause; then the stream's own levels decide.
+            let threshold = if self.history.len() < 100 { QUIET_DB } else { silence_threshold_db(&self.history) };
+            self.frames += 1;
+            if level < threshold {
+                self.trailing_silent += 1;
+            } else {
+                self.trailing_silent = 0;
+                self.heard_speech = true;
+            }
+            if self.heard_speech && self.trailing_silent >= self.silence_frames {
+                // The utterance ends mid-pause; what follows starts the next.
+                let end = self.frames - self.trailing_silent / 2;
+                ends.push(end * FRAME);
+                self.frames -= end;
+                self.heard_speech = false;
+            }
+        }
+        ends
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Speech-like bursts (a loud tone) separated by pauses, over faint noise.
+    fn bursts(pattern: &[(bool, f64)]) -> Vec<f32> {
+        let mut samples = Vec::new();
+        let mut seed = 1u32;
+        for &(loud, seconds) in pattern {
+            for i in 0..(seconds * 16_000.0) as usize {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let noise = (seed >> 9) as f32 / (1 << 23) as f32 - 0.5;
+                let tone = if loud { 0.3 * (i as f32 * 0.07).sin() } else { 0.0 };
+                samples.push(tone + 0.002 * noise);
+            }
+        }
+        samples
+    }
+
+    #[test]
+    fn short_audio_stays_whole() {
+        let samples = bursts(&[(true, 2.0), (false, 0.5), (true, 2.0)]);
+        assert_eq!(cut(&samples, 10.0), vec![0..samples.len()]);
+    }
+
+    #[test]
+    fn long_audio_is_cut_at_sentence_pauses() {
+        // 4 s speech, 0.3 s pause, 3 s speech, 0.8 s pause, 4 s speech, 0.4 s pause, 4 s speech.
+        let pattern = [(true, 4.0), (false, 0.3), (true, 3.0), (false, 0.8), (true, 4.0), (false, 0.4), (true, 4.0)];
+        let samples = bursts(&pattern);
+        let pieces = cut(&samples, 10.0);
+        let cuts_s: Vec<f64> = pieces[1..].iter().map(|p| p.start as f64 / 16_000.0).collect();
+        // The 0.8 s pause (7.3–8.1 s) ends a sentence; the 8.4 s after it
+        // fit. Each side keeps PAD_S of the pause.
+        assert_eq!(cuts_s.len(), 1, "{cuts_s:?}");
+        assert!((cuts_s[0] - (8.1 - PAD_S)).abs() < 0.02, "{cuts_s:?}");
+        assert_eq!(pieces.last().unwrap().end, samples.len());
+        assert!(pieces.windows(2).all(|w| w[0].end <= w[1].start));
+        assert!((pieces[0].end as f64 / 16_000.0 - (7.3 + PAD_S)).abs() < 0.02, "{pieces:?}");
+        // Ten seconds of silence after it: the 8.4 s of speech and the
+        // silence's first half no longer fit one piece, and its second half
+        // holds nothing.
+        let mut samples = samples;
+        samples.extend(bursts(&[(false, 10.0)]));
+        let pieces = cut(&samples, 10.0);
+        assert_eq!(pieces.len(), 3, "{pieces:?}");
+        assert!((pieces[2].end as f64 / 16_000.0 - (16.5 + PAD_S)).abs() < 0.05, "{pieces:?}");
+    }
+
+    #[test]
+    fn a_long_sentence_is_cut_at_its_longest_pause_within_reach() {
+        // 6 s speech, 0.3 s pause, 3 s, 0.45 s pause, 4 s, 0.25 s pause, 4 s: no sentence pause.
+        let pattern = [(true, 6.0), (false, 0.3), (true, 3.0), (false, 0.45), (true, 4.0), (false, 0.25), (true, 4.0)];
+        let samples = bursts(&pattern);
+        let cuts_s: Vec<f64> = cut(&samples, 10.0)[1..].iter().map(|p| p.start as f64 / 16_000.0).collect();
+        // Within the first 10 s the 0.45 s pause (9.3–9.75 s) is the longest; the rest (8.5 s) fits.
+        assert_eq!(cuts_s.len(), 1, "{cuts_s:?}");
+        assert!((cuts_s[0] - (9.75 - PAD_S)).abs() < 0.03, "{cuts_s:?}");
+    }
+
+    #[test]
+    fn speech_without_pauses_is_cut_at_the_quietest_point_of_the_window() {
+        let mut samples = bursts(&[(true, 25.0)]);
+        // A dip (not long enough to be a pause) at 8 s.
+        for s in &mut samples[8 * 16_000..8 * 16_000 + 800] {
+            *s *= 0.01;
+        }
+        let pieces = cut(&samples, 10.0);
+        assert!(pieces.iter().all(|p| p.len() <= 160_000), "{pieces:?}");
+        assert!((pieces[1].start as f64 / 16_000.0 - 8.0).abs() < 0.06, "{pieces:?}");
+    }
+
+    #[test]
+    fn the_endpointer_ends_utterances_after_the_configured_pause() {
+        let samples = bursts(&[(false, 1.0), (true, 1.5), (false, 0.3), (true, 1.0), (false, 0.8), (true, 1.0), (false, 0.2)]);
+        let mut endpointer = Endpointer::new(0.6);
+        // In 50 ms pieces, as a live stream sends them.
+        let (mut ends, mut consumed) = (Vec::new(), 0usize);
+        let mut utterance_start = 0usize;
+        for piece in samples.chunks(800) {
+            for end in endpointer.push(piece) {
+                utterance_start += end;
+                ends.push(utterance_start as f64 / 16_000.0);
+            }
+            consumed += piece.len();
+        }
+        assert_eq!(consumed, samples.len());
+        // Only the 0.8 s pause (3.8–4.6 s) is long enough; the end falls inside it.
+        assert_eq!(ends.len(), 1, "{ends:?}");
+        assert!((3.8..4.6).contains(&ends[0]), "{ends:?}");
+    }
+}
