@@ -1,22 +1,21 @@
 //! Where speech pauses: an energy-based voice activity detector.
 //!
-//! Long recordings are cut at pauses ([`cut`]) so each piece fits the
-//! network's window and no word is split; live streams end an utterance
-//! when a pause has lasted long enough ([`Endpointer`]). Both judge a
-//! 10 ms frame silent by its loudness against the recording's own levels
-//! ([`silence_threshold_db`]), so a quiet phone call and a loud studio
-//! take are treated alike.
+//! Long recordings are cut at pauses ([`cut`]) so each piece is about one
+//! sentence, fits the network's window, and rarely splits a word. A 10 ms
+//! frame is judged silent by its loudness against the recording's own
+//! levels ([`silence_threshold_db`]), so a quiet phone call and a loud
+//! studio take are treated alike.
 
 use std::ops::Range;
 
 use crate::audio::SAMPLE_RATE_HZ;
 
 /// Samples per analysis frame: 10 ms.
-pub const FRAME: usize = SAMPLE_RATE_HZ as usize / 100;
+const FRAME: usize = SAMPLE_RATE_HZ as usize / 100;
 /// A pause shorter than this is the gap between words, not a place to cut.
-pub const MIN_PAUSE_S: f64 = 0.2;
+const MIN_PAUSE_S: f64 = 0.2;
 /// A pause this long ends a sentence: long audio is always cut there.
-pub const SENTENCE_PAUSE_S: f64 = 0.5;
+const SENTENCE_PAUSE_S: f64 = 0.5;
 /// Pause kept at each end of a piece, so the network hears the speech
 /// begin and end as in the sentences it was trained on.
 const PAD_S: f64 = 0.1;
@@ -24,7 +23,7 @@ const PAD_S: f64 = 0.1;
 const MIN_PIECE_S: f64 = 1.0;
 
 /// Loudness of each whole 10 ms frame, in dB relative to full scale.
-pub fn frame_db(samples: &[f32]) -> Vec<f32> {
+fn frame_db(samples: &[f32]) -> Vec<f32> {
     samples.chunks_exact(FRAME).map(|f| 10.0 * (f.iter().map(|s| s * s).sum::<f32>() / FRAME as f32 + 1e-10).log10()).collect()
 }
 
@@ -39,7 +38,7 @@ const QUIET_DB: f32 = -60.0;
 /// background. The background is the 3rd percentile of the frames' levels:
 /// read speech pauses for 10–30 % of the time, yet a fast talker may leave
 /// only a few percent, and a higher percentile would then land in speech.
-pub fn silence_threshold_db(levels: &[f32]) -> f32 {
+fn silence_threshold_db(levels: &[f32]) -> f32 {
     if levels.is_empty() {
         return f32::NEG_INFINITY;
     }
@@ -133,72 +132,6 @@ fn pauses(levels: &[f32], threshold: f32) -> Vec<Range<usize>> {
     runs
 }
 
-/// Finds the ends of utterances in a live stream: speech followed by a
-/// pause of at least `silence_s`.
-#[derive(Debug)]
-pub struct Endpointer {
-    silence_frames: usize,
-    /// Recent frame levels, for the threshold (the last minute at most).
-    history: Vec<f32>,
-    /// Samples not yet making a whole frame.
-    partial: Vec<f32>,
-    /// Frames of the current utterance, and its trailing silent ones.
-    frames: usize,
-    trailing_silent: usize,
-    heard_speech: bool,
-}
-
-/// How many frames of history set the threshold.
-const HISTORY_FRAMES: usize = 6000;
-
-impl Endpointer {
-    pub fn new(silence_s: f64) -> Self {
-        Self {
-            silence_frames: (silence_s * 100.0).round().max(1.0) as usize,
-            history: Vec::new(),
-            partial: Vec::new(),
-            frames: 0,
-            trailing_silent: 0,
-            heard_speech: false,
-        }
-    }
-
-    /// Takes the next 16 kHz samples; returns the sample offsets (from the
-    /// start of the current utterance, counting `samples` in) where an
-    /// utterance ended, after which the next one starts.
-    pub fn push(&mut self, samples: &[f32]) -> Vec<usize> {
-        self.partial.extend_from_slice(samples);
-        let whole = self.partial.len() / FRAME * FRAME;
-        let levels = frame_db(&self.partial[..whole]);
-        self.partial.drain(..whole);
-        let mut ends = Vec::new();
-        for level in levels {
-            self.history.push(level);
-            if self.history.len() > HISTORY_FRAMES {
-                self.history.drain(..HISTORY_FRAMES / 2);
-            }
-            // Until a second has been heard only near-silence counts as a
-            // pause; then the stream's own levels decide.
-            let threshold = if self.history.len() < 100 { QUIET_DB } else { silence_threshold_db(&self.history) };
-            self.frames += 1;
-            if level < threshold {
-                self.trailing_silent += 1;
-            } else {
-                self.trailing_silent = 0;
-                self.heard_speech = true;
-            }
-            if self.heard_speech && self.trailing_silent >= self.silence_frames {
-                // The utterance ends mid-pause; what follows starts the next.
-                let end = self.frames - self.trailing_silent / 2;
-                ends.push(end * FRAME);
-                self.frames -= end;
-                self.heard_speech = false;
-            }
-        }
-        ends
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,25 +202,5 @@ mod tests {
         let pieces = cut(&samples, 10.0);
         assert!(pieces.iter().all(|p| p.len() <= 160_000), "{pieces:?}");
         assert!((pieces[1].start as f64 / 16_000.0 - 8.0).abs() < 0.06, "{pieces:?}");
-    }
-
-    #[test]
-    fn the_endpointer_ends_utterances_after_the_configured_pause() {
-        let samples = bursts(&[(false, 1.0), (true, 1.5), (false, 0.3), (true, 1.0), (false, 0.8), (true, 1.0), (false, 0.2)]);
-        let mut endpointer = Endpointer::new(0.6);
-        // In 50 ms pieces, as a live stream sends them.
-        let (mut ends, mut consumed) = (Vec::new(), 0usize);
-        let mut utterance_start = 0usize;
-        for piece in samples.chunks(800) {
-            for end in endpointer.push(piece) {
-                utterance_start += end;
-                ends.push(utterance_start as f64 / 16_000.0);
-            }
-            consumed += piece.len();
-        }
-        assert_eq!(consumed, samples.len());
-        // Only the 0.8 s pause (3.8–4.6 s) is long enough; the end falls inside it.
-        assert_eq!(ends.len(), 1, "{ends:?}");
-        assert!((3.8..4.6).contains(&ends[0]), "{ends:?}");
     }
 }

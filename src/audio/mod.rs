@@ -14,7 +14,6 @@ mod compressed;
 mod resample;
 mod wav;
 
-pub use resample::StreamResampler;
 
 /// The sample rate every later stage works at.
 pub const SAMPLE_RATE_HZ: u32 = 16_000;
