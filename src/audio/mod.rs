@@ -14,7 +14,6 @@ mod compressed;
 mod resample;
 mod wav;
 
-
 /// The sample rate every later stage works at.
 pub const SAMPLE_RATE_HZ: u32 = 16_000;
 /// The lowest input rate accepted: narrow-band telephone audio.
