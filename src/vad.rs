@@ -65,7 +65,7 @@ pub fn cut(samples: &[f32], max_s: f64) -> Vec<Range<usize>> {
     let max_frames = ((max_s * 100.0) as usize).max(2);
     let levels = frame_db(samples);
     if levels.len() <= max_frames {
-        return vec![0..samples.len()];
+        return std::iter::once(0..samples.len()).collect();
     }
     let pauses = pauses(&levels, silence_threshold_db(&levels));
     let min_frames = ((MIN_PIECE_S * 100.0) as usize).min(max_frames / 2);
