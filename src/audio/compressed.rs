@@ -52,6 +52,8 @@ pub(super) fn decode(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, Aud
         }
     })?;
     let max_samples = (limits.max_duration_s * f64::from(SAMPLE_RATE_HZ)).ceil() as usize;
+    let too_long =
+        |samples: usize| AudioError::TooLong { duration_s: samples as f64 / f64::from(SAMPLE_RATE_HZ), max_s: limits.max_duration_s };
     let mut resampler: Option<(u32, StreamResampler)> = None;
     let (mut interleaved, mut samples) = (Vec::new(), Vec::new());
     while let Some(packet) = reader.next_packet().map_err(malformed)? {
@@ -78,7 +80,7 @@ pub(super) fn decode(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, Aud
         buffer.copy_to_vec_interleaved(&mut interleaved);
         resampler.push(&mix_to_mono(&interleaved, channels), &mut samples)?;
         if samples.len() > max_samples {
-            return Err(AudioError::TooLong { duration_s: samples.len() as f64 / f64::from(SAMPLE_RATE_HZ), max_s: limits.max_duration_s });
+            return Err(too_long(samples.len()));
         }
     }
     let Some((_, resampler)) = resampler else {
@@ -86,7 +88,7 @@ pub(super) fn decode(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, Aud
     };
     resampler.finish(&mut samples)?;
     if samples.len() > max_samples {
-        return Err(AudioError::TooLong { duration_s: samples.len() as f64 / f64::from(SAMPLE_RATE_HZ), max_s: limits.max_duration_s });
+        return Err(too_long(samples.len()));
     }
     Ok(Waveform::from_samples(samples))
 }
