@@ -19,6 +19,7 @@ pub mod model;
 pub mod recognizer;
 pub mod scheduler;
 pub mod server;
+pub mod stream;
 pub mod text;
 pub mod transcript;
 pub mod vad;

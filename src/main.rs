@@ -13,6 +13,7 @@ use hark::lm::build::KneserNey;
 use hark::recognizer::{DecodeOptions, Recognizer};
 use hark::scheduler::SchedulerConfig;
 use hark::server::{Server, ServerConfig};
+use hark::stream::StreamConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -27,6 +28,8 @@ struct Cli {
 
 /// Where `serve` listens, and so where `healthcheck` looks, by default.
 const DEFAULT_ADDR: &str = "0.0.0.0:8080";
+/// Where `serve` offers the gRPC API by default (gRPC's customary port).
+const DEFAULT_GRPC_ADDR: &str = "0.0.0.0:50051";
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum LogFormat {
@@ -202,6 +205,17 @@ struct ServeArgs {
     /// most this long, each recognized on its own.
     #[arg(long, env = "HARK_WINDOW_S", default_value_t = ServerConfig::default().window_s)]
     window_s: f64,
+    /// Address of the gRPC API (proto/hark/v1/recognizer.proto, with
+    /// grpc.health.v1 and reflection).
+    #[arg(long, env = "HARK_GRPC_ADDR", default_value = DEFAULT_GRPC_ADDR)]
+    grpc_addr: SocketAddr,
+    /// Live streams: seconds of new audio between partial results.
+    #[arg(long, env = "HARK_PARTIAL_INTERVAL_S", default_value_t = StreamConfig::default().partial_interval_s)]
+    partial_interval_s: f64,
+    /// Live streams: a pause this many seconds long ends an utterance (its
+    /// final result); a stream may ask for another (0.2–5 s).
+    #[arg(long, env = "HARK_ENDPOINT_SILENCE_S", default_value_t = StreamConfig::default().endpoint_silence_s)]
+    endpoint_silence_s: f64,
     #[command(flatten)]
     scheduler: SchedulerConfig,
 }
@@ -261,12 +275,21 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             max_connections: args.max_connections,
             window_s: args.window_s,
             scheduler: args.scheduler,
+            stream: StreamConfig {
+                partial_interval_s: args.partial_interval_s,
+                endpoint_silence_s: args.endpoint_silence_s,
+                max_utterance_s: args.window_s,
+            },
+            grpc_addr: Some(args.grpc_addr),
         };
         let summary = config_summary(&config, args.addr, args.model.max_duration_s);
         let server = Server::bind(args.addr, config).await.map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
         let addr = server.local_addr().map_err(|e| e.to_string())?;
         // Tests and scripts read this line to find an ephemeral port.
         println!("hark listening on http://{addr}");
+        if let Some(grpc_addr) = server.grpc_local_addr() {
+            println!("hark gRPC listening on {}", grpc_addr.map_err(|e| e.to_string())?);
+        }
         let readiness = server.readiness();
         let model_args = args.model;
         let loading = tokio::task::spawn_blocking(move || {

@@ -298,18 +298,21 @@ impl Recognizer {
             .collect()
     }
 
-    /// The transcript of a recording from its pieces' network outputs, each
-    /// with where it starts: word times are placed in the whole recording,
-    /// and segments break at the cuts. The n-best list is kept for audio
-    /// recognized whole.
+    /// The transcript of a recording (or a live stream) from its pieces'
+    /// network outputs, each with where it starts: word times are placed in
+    /// the whole recording, and segments break at the cuts. The n-best list
+    /// is kept for audio recognized in one piece.
     pub fn decode_pieces(&self, pieces: Vec<(f64, LogProbs)>, duration_s: f64, decoder: &dyn CtcDecoder) -> Transcript {
-        if let [(_, log_probs)] = pieces.as_slice() {
-            return self.decode(log_probs, duration_s, decoder);
+        let shift = |words: Vec<Word>, by_s: f64| words.into_iter().map(move |w| Word { start_s: w.start_s + by_s, end_s: w.end_s + by_s, ..w });
+        if let [(start_s, log_probs)] = pieces.as_slice() {
+            let mut transcript = self.decode(log_probs, duration_s, decoder);
+            transcript.words = shift(std::mem::take(&mut transcript.words), *start_s).collect();
+            return transcript;
         }
         let mut words: Vec<Word> = Vec::new();
         for (start_s, log_probs) in &pieces {
             let best = decoder.decode(log_probs, self.model.vocabulary()).into_iter().next().map(|h| h.words).unwrap_or_default();
-            words.extend(best.into_iter().map(|w| Word { start_s: w.start_s + start_s, end_s: w.end_s + start_s, ..w }));
+            words.extend(shift(best, *start_s));
         }
         let mut transcript = Transcript::new(words, duration_s);
         transcript.cuts_s = pieces.iter().skip(1).map(|(start_s, _)| *start_s).collect();

@@ -1,10 +1,11 @@
 //! Where speech pauses: an energy-based voice activity detector.
 //!
 //! Long recordings are cut at pauses ([`cut`]) so each piece is about one
-//! sentence, fits the network's window, and rarely splits a word. A 10 ms
-//! frame is judged silent by its loudness against the recording's own
-//! levels ([`silence_threshold_db`]), so a quiet phone call and a loud
-//! studio take are treated alike.
+//! sentence, fits the network's window, and rarely splits a word; live
+//! streams end an utterance when a pause has lasted long enough
+//! ([`Endpointer`]). Both judge a 10 ms frame silent by its loudness against
+//! the recording's own levels ([`silence_threshold_db`]), so a quiet phone
+//! call and a loud studio take are treated alike.
 
 use std::ops::Range;
 
@@ -113,6 +114,74 @@ pub fn cut(samples: &[f32], max_s: f64) -> Vec<Range<usize>> {
         .collect()
 }
 
+/// Finds the ends of utterances in a live stream: speech followed by a
+/// pause of at least the configured length.
+#[derive(Debug)]
+pub struct Endpointer {
+    silence_frames: usize,
+    /// Recent frame levels, for the threshold (the last minute at most).
+    history: Vec<f32>,
+    /// Samples not yet making a whole frame.
+    partial: Vec<f32>,
+    /// Whole frames heard since the stream began.
+    frames: usize,
+    trailing_silent: usize,
+    in_speech: bool,
+}
+
+/// How many frames of history set the threshold.
+const HISTORY_FRAMES: usize = 6000;
+
+impl Endpointer {
+    pub fn new(silence_s: f64) -> Self {
+        Self {
+            silence_frames: (silence_s * 100.0).round().max(1.0) as usize,
+            history: Vec::new(),
+            partial: Vec::new(),
+            frames: 0,
+            trailing_silent: 0,
+            in_speech: false,
+        }
+    }
+
+    /// Takes the next 16 kHz samples; returns where utterances ended, in
+    /// samples from the start of the stream: in the middle of the pause
+    /// that ended each.
+    pub fn push(&mut self, samples: &[f32]) -> Vec<usize> {
+        self.partial.extend_from_slice(samples);
+        let whole = self.partial.len() / FRAME * FRAME;
+        let levels = frame_db(&self.partial[..whole]);
+        self.partial.drain(..whole);
+        let mut ends = Vec::new();
+        for level in levels {
+            self.history.push(level);
+            if self.history.len() > HISTORY_FRAMES {
+                self.history.drain(..HISTORY_FRAMES / 2);
+            }
+            // Until a second has been heard only near-silence counts as a
+            // pause; then the stream's own levels decide.
+            let threshold = if self.history.len() < 100 { QUIET_DB } else { silence_threshold_db(&self.history) };
+            self.frames += 1;
+            if level < threshold {
+                self.trailing_silent += 1;
+            } else {
+                self.trailing_silent = 0;
+                self.in_speech = true;
+            }
+            if self.in_speech && self.trailing_silent >= self.silence_frames {
+                ends.push((self.frames - self.trailing_silent / 2) * FRAME);
+                self.in_speech = false;
+            }
+        }
+        ends
+    }
+
+    /// Whether speech was heard since the last utterance ended.
+    pub fn in_speech(&self) -> bool {
+        self.in_speech
+    }
+}
+
 /// Runs of silent frames at least [`MIN_PAUSE_S`] long.
 fn pauses(levels: &[f32], threshold: f32) -> Vec<Range<usize>> {
     let min_frames = (MIN_PAUSE_S * 100.0).round() as usize;
@@ -203,5 +272,21 @@ mod tests {
         let pieces = cut(&samples, 10.0);
         assert!(pieces.iter().all(|p| p.len() <= 160_000), "{pieces:?}");
         assert!((pieces[1].start as f64 / 16_000.0 - 8.0).abs() < 0.06, "{pieces:?}");
+    }
+
+    #[test]
+    fn the_endpointer_ends_utterances_after_the_configured_pause() {
+        let samples = bursts(&[(false, 1.0), (true, 1.5), (false, 0.3), (true, 1.0), (false, 0.8), (true, 1.0), (false, 0.2)]);
+        let mut endpointer = Endpointer::new(0.6);
+        // In 50 ms pieces, as a live stream sends them.
+        let mut ends = Vec::new();
+        for piece in samples.chunks(800) {
+            ends.extend(endpointer.push(piece).into_iter().map(|end| end as f64 / 16_000.0));
+        }
+        // Only the 0.8 s pause (3.8–4.6 s) is long enough; the end falls inside it.
+        assert_eq!(ends.len(), 1, "{ends:?}");
+        assert!((3.8..4.6).contains(&ends[0]), "{ends:?}");
+        // The last second of speech has no pause after it yet.
+        assert!(endpointer.in_speech());
     }
 }

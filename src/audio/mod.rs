@@ -14,6 +14,8 @@ mod compressed;
 mod resample;
 mod wav;
 
+pub use resample::StreamResampler;
+
 /// The sample rate every later stage works at.
 pub const SAMPLE_RATE_HZ: u32 = 16_000;
 /// The lowest input rate accepted: narrow-band telephone audio.

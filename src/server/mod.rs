@@ -18,7 +18,9 @@
 
 mod connections;
 mod error;
+mod grpc;
 mod openai;
+mod streaming;
 mod upload;
 
 use std::net::SocketAddr;
@@ -38,6 +40,7 @@ use tracing::Instrument;
 use crate::metrics::{Held, Metrics};
 use crate::recognizer::{DecodeOptions, Recognizer, DEFAULT_WINDOW_S};
 use crate::scheduler::{Scheduler, SchedulerConfig};
+use crate::stream::StreamConfig;
 use crate::transcript::{SegmentRules, Transcript};
 pub use error::ApiError;
 
@@ -59,6 +62,10 @@ pub struct ServerConfig {
     /// recognized on its own (and queued as its own job).
     pub window_s: f64,
     pub scheduler: SchedulerConfig,
+    /// When live streams give partial and final results.
+    pub stream: StreamConfig,
+    /// Where the gRPC API listens; None serves HTTP only.
+    pub grpc_addr: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +78,8 @@ impl Default for ServerConfig {
             max_connections: 1024,
             window_s: DEFAULT_WINDOW_S,
             scheduler: SchedulerConfig::default(),
+            stream: StreamConfig::default(),
+            grpc_addr: None,
         }
     }
 }
@@ -87,6 +96,8 @@ struct AppState {
     metrics: Arc<Metrics>,
     /// Set once the model has loaded; empty means not ready.
     ready: OnceLock<Ready>,
+    /// The gRPC health service's statuses.
+    health: tonic_health::server::HealthReporter,
 }
 
 type SharedState = Arc<AppState>;
@@ -104,17 +115,32 @@ impl AppState {
 /// A bound server whose model may still be loading.
 pub struct Server {
     listener: TcpListener,
+    grpc: Option<(TcpListener, tonic::service::Routes)>,
     state: SharedState,
 }
 
 impl Server {
+    /// Binds the HTTP API to `addr`, and the gRPC API to `config.grpc_addr`
+    /// when set.
     pub async fn bind(addr: SocketAddr, config: ServerConfig) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
-        Ok(Self { listener, state: Arc::new(AppState { config, metrics: Arc::new(Metrics::new()), ready: OnceLock::new() }) })
+        let grpc_listener = match config.grpc_addr {
+            Some(grpc_addr) => Some(TcpListener::bind(grpc_addr).await?),
+            None => None,
+        };
+        let (health, health_service) = grpc::health().await;
+        let state = Arc::new(AppState { config, metrics: Arc::new(Metrics::new()), ready: OnceLock::new(), health });
+        let grpc = grpc_listener.map(|listener| (listener, grpc::routes(state.clone(), health_service)));
+        Ok(Self { listener, grpc, state })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Where the gRPC API listens, when it is served.
+    pub fn grpc_local_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.grpc.as_ref().map(|(listener, _)| listener.local_addr())
     }
 
     /// Makes the service ready: requests are answered with this model from now on.
@@ -130,6 +156,7 @@ impl Server {
         let (drain_timeout, in_flight) = (config.drain_timeout, metrics.requests_in_flight.clone());
         let listener = connections::LimitedListener::new(self.listener, config.max_connections, metrics.connections.clone());
         let (draining, drain_started) = tokio::sync::oneshot::channel();
+        let (stop, stopping) = tokio::sync::watch::channel(false);
         let signal = async move {
             shutdown.await;
             tracing::info!(
@@ -137,9 +164,26 @@ impl Server {
                 drain_timeout_s = drain_timeout.as_secs_f64(),
                 "shutting down: no new connections; finishing the requests in flight"
             );
+            let _ = stop.send(true);
             let _ = draining.send(());
         };
-        let serving = axum::serve(listener, router(self.state.clone())).with_graceful_shutdown(signal);
+        let grpc = self.grpc.map(|(listener, routes)| {
+            let mut stopping = stopping.clone();
+            grpc::serve(listener, routes, async move {
+                let _ = stopping.wait_for(|stop| *stop).await;
+            })
+        });
+        let http = axum::serve(listener, router(self.state.clone())).with_graceful_shutdown(signal);
+        let serving = async move {
+            match grpc {
+                Some(grpc) => {
+                    let (http, grpc) = tokio::join!(http, grpc);
+                    grpc.map_err(std::io::Error::other)?;
+                    http
+                }
+                None => http.await,
+            }
+        };
         let deadline = async {
             match drain_started.await {
                 Ok(()) => tokio::time::sleep(drain_timeout).await,
@@ -166,6 +210,9 @@ impl Readiness {
         let state = &self.0;
         let scheduler = Scheduler::new(recognizer.shared_model(), state.config.scheduler.clone(), state.metrics.clone());
         let _ = state.ready.set(Ready { recognizer, scheduler });
+        // Called on the runtime (its blocking pool included).
+        let state = state.clone();
+        tokio::spawn(async move { grpc::set_serving(&state.health).await });
     }
 }
 
@@ -174,6 +221,7 @@ fn router(state: SharedState) -> Router {
         .route("/v1/transcribe", post(transcribe))
         .route("/v1/audio/transcriptions", post(openai::transcriptions))
         .route("/v1/models", get(models))
+        .route("/v1/stream", get(streaming::websocket))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), require_api_key));
     Router::new()

@@ -9,6 +9,10 @@ these add variety per epoch at almost no cost:
   male; the real sets (and the held-out speaker) are not.
 - tempo: frames are resampled in time by a factor from [0.9, 1.1].
 - SpecAugment: frequency and time masks.
+- pause padding: up to 0.4 s of background before and after the speech.
+  The server cuts long audio at pauses and keeps 0.1 s of pause around each
+  piece, while FSDD's takes are trimmed to the speech; a model that never
+  saw background at the edges invents or drops words there.
 """
 
 import math
@@ -27,12 +31,13 @@ def _mel_inv(m):
 
 
 class FeatureAugment:
-    def __init__(self, cfg: dict, stack: int, vtlp=(0.85, 1.2), tempo=(0.9, 1.1)):
+    def __init__(self, cfg: dict, stack: int, vtlp=(0.85, 1.2), tempo=(0.9, 1.1), pad_frames=40):
         self.num_bins = cfg["num_bins"]
         high = cfg["high_freq"] if cfg["high_freq"] > 0 else cfg["sample_frequency"] / 2 + cfg["high_freq"]
         self.mel_lo, self.mel_hi = _mel(cfg["low_freq"]), _mel(high)
         self.stack = stack
         self.vtlp, self.tempo = vtlp, tempo
+        self.pad_frames = pad_frames
         delta = (self.mel_hi - self.mel_lo) / (self.num_bins + 1)
         self.centres_hz = [_mel_inv(self.mel_lo + (i + 1) * delta) for i in range(self.num_bins)]
 
@@ -56,7 +61,21 @@ class FeatureAugment:
         frames = round(x.shape[0] / rate)
         if frames // self.stack >= min_steps and frames != x.shape[0]:
             x = F.interpolate(x.T.unsqueeze(0), size=frames, mode="linear", align_corners=True)[0].T
-        return x
+        return self.pad(x, rng)
+
+    def pad(self, x: torch.Tensor, rng: random.Random) -> torch.Tensor:
+        """Adds background frames at either edge (each with probability ½):
+        per bin, the utterance's own quiet level (5th percentile) with a little
+        jitter, then takes the mean out again as the feature extractor would."""
+        before = rng.randint(1, self.pad_frames) if rng.random() < 0.5 else 0
+        after = rng.randint(1, self.pad_frames) if rng.random() < 0.5 else 0
+        if not (before or after):
+            return x
+        floor = x.quantile(0.05, dim=0)
+        g = torch.Generator().manual_seed(rng.getrandbits(32))
+        background = lambda n: floor + 0.5 * torch.randn(n, x.shape[1], generator=g)
+        x = torch.cat([background(before), x, background(after)])
+        return x - x.mean(dim=0, keepdim=True)
 
 
 def spec_augment(x: torch.Tensor, lengths: torch.Tensor, rng: random.Random, freq_masks=2, freq_width=15, time_masks=2, time_frac=0.05):

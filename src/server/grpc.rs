@@ -1,0 +1,202 @@
+//! The gRPC service (`proto/hark/v1/recognizer.proto`): the same recognizer,
+//! scheduler and streams as the HTTP API, typed, on its own port, with the
+//! standard health service (`grpc.health.v1`: NOT_SERVING until the model
+//! has loaded) and server reflection.
+//!
+//! Errors keep the HTTP API's codes and messages (`"unsupported_format:
+//! unrecognized audio format: …"`) under the gRPC status that means the same.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use axum::body::Bytes;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::StreamExt;
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Routes;
+use tonic::{Request, Response, Status, Streaming};
+use tonic_health::pb::health_server::{Health, HealthServer};
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
+
+use super::streaming::{self, StreamResult};
+use super::{recognize, ApiError, SharedState};
+use crate::recognizer::{DecodeOptions, DecoderKind};
+use crate::stream::ResultKind;
+use crate::transcript::{SegmentRules, Word};
+
+#[allow(clippy::all, missing_docs)]
+mod pb {
+    tonic::include_proto!("hark.v1");
+}
+
+use pb::recognizer_server::{Recognizer as RecognizerService, RecognizerServer};
+
+/// The encoded descriptors of recognizer.proto, for reflection.
+const DESCRIPTOR: &[u8] = tonic::include_file_descriptor_set!("hark_descriptor");
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Self {
+        let message = format!("{}: {}", e.code, e.message);
+        match e.status.as_u16() {
+            401 => Status::unauthenticated(message),
+            404 => Status::not_found(message),
+            503 if e.code == "timeout" => Status::deadline_exceeded(message),
+            503 => Status::unavailable(message),
+            400..=499 => Status::invalid_argument(message),
+            _ => Status::internal(message),
+        }
+    }
+}
+
+/// A request's decoding options, in the HTTP API's terms.
+fn decode_options(config: Option<pb::DecodingConfig>) -> DecodeOptions {
+    let Some(config) = config else { return DecodeOptions::default() };
+    use pb::decoding_config::Decoder;
+    DecodeOptions {
+        decoder: match config.decoder() {
+            Decoder::Unspecified => None,
+            Decoder::Greedy => Some(DecoderKind::Greedy),
+            Decoder::Beam => Some(DecoderKind::Beam),
+        },
+        beam_size: config.beam_size.map(|n| n as usize),
+        lm_weight: config.lm_weight,
+        word_bonus: config.word_bonus,
+        oov_penalty: config.oov_penalty,
+        hotwords: (!config.hotwords.is_empty()).then(|| config.hotwords.join(",")),
+        alternatives: (config.alternatives > 0).then_some(config.alternatives as usize),
+    }
+}
+
+fn words(words: Vec<Word>) -> Vec<pb::Word> {
+    words.into_iter().map(|w| pb::Word { word: w.word, start: w.start_s, end: w.end_s, confidence: w.confidence }).collect()
+}
+
+impl From<StreamResult> for pb::StreamingRecognizeResponse {
+    fn from(r: StreamResult) -> Self {
+        let kind = match r.kind {
+            ResultKind::Partial => pb::streaming_recognize_response::ResultType::Partial,
+            ResultKind::Final => pb::streaming_recognize_response::ResultType::Final,
+        };
+        Self { r#type: kind.into(), text: r.text, words: words(r.words), start: r.start_s, end: r.end_s }
+    }
+}
+
+struct Service {
+    state: SharedState,
+}
+
+type ResultStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::StreamingRecognizeResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl RecognizerService for Service {
+    async fn recognize(&self, request: Request<pb::RecognizeRequest>) -> Result<Response<pb::RecognizeResponse>, Status> {
+        let request = request.into_inner();
+        let options = decode_options(request.decoding);
+        self.state.ready()?.scheduler.check_capacity().map_err(ApiError::from)?;
+        let (transcript, recognizer) = recognize(&self.state, Bytes::from(request.audio), &options).await?;
+        let segments = transcript.segments(SegmentRules::default());
+        Ok(Response::new(pb::RecognizeResponse {
+            text: transcript.text,
+            duration: transcript.duration_s,
+            words: words(transcript.words),
+            segments: segments.into_iter().map(|s| pb::Segment { start: s.start_s, end: s.end_s, text: s.text }).collect(),
+            alternatives: transcript.alternatives.into_iter().map(|a| pb::Alternative { text: a.text, score: a.score }).collect(),
+            model: recognizer.model().config().name.clone(),
+        }))
+    }
+
+    type StreamingRecognizeStream = ResultStream;
+
+    async fn streaming_recognize(
+        &self,
+        request: Request<Streaming<pb::StreamingRecognizeRequest>>,
+    ) -> Result<Response<Self::StreamingRecognizeStream>, Status> {
+        use pb::streaming_recognize_request::Request as Message;
+        let mut incoming = request.into_inner();
+        let Some(Message::Config(config)) = incoming.message().await?.and_then(|m| m.request) else {
+            return Err(Status::invalid_argument("invalid_message: the first message must carry a StreamingConfig"));
+        };
+        let sample_rate_hz = if config.sample_rate_hz == 0 { 16_000 } else { config.sample_rate_hz };
+        let endpoint_silence_s = (config.endpoint_silence_s > 0.0).then_some(f64::from(config.endpoint_silence_s));
+        let (stream, decoder) = streaming::open(&self.state, sample_rate_hz, endpoint_silence_s, &decode_options(config.decoding))?;
+        let (audio, results) = streaming::spawn(self.state.clone(), stream, decoder);
+        tokio::spawn(async move {
+            loop {
+                let chunk = match incoming.message().await {
+                    Ok(Some(pb::StreamingRecognizeRequest { request: Some(Message::Audio(bytes)) })) => Ok(Bytes::from(bytes)),
+                    Ok(Some(_)) => Err(ApiError::bad_request("invalid_message", "after the first message, every message must carry audio")),
+                    // Half-closed (the end of the audio) or broken.
+                    Ok(None) | Err(_) => break,
+                };
+                let failed = chunk.is_err();
+                if audio.send(chunk).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let results = ReceiverStream::new(results).map(|r| r.map(pb::StreamingRecognizeResponse::from).map_err(Status::from));
+        Ok(Response::new(Box::pin(results) as ResultStream))
+    }
+
+    async fn list_models(&self, _: Request<pb::ListModelsRequest>) -> Result<Response<pb::ListModelsResponse>, Status> {
+        let recognizer = self.state.recognizer()?;
+        let (model, config) = (recognizer.model(), recognizer.model().config());
+        Ok(Response::new(pb::ListModelsResponse {
+            models: vec![pb::Model {
+                id: config.name.clone(),
+                parameters: model.num_parameters() as u64,
+                layers: config.layers as u32,
+                hidden: config.hidden as u32,
+                sample_rate_hz: crate::audio::SAMPLE_RATE_HZ,
+            }],
+        }))
+    }
+}
+
+/// The health service, reporting NOT_SERVING (for the recognizer and for
+/// the server as a whole, "") until [`set_serving`].
+pub(super) async fn health() -> (HealthReporter, HealthServer<impl Health>) {
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter.set_not_serving::<RecognizerServer<Service>>().await;
+    reporter.set_service_status("", ServingStatus::NotServing).await;
+    (reporter, service)
+}
+
+/// Marks the recognizer and the server serving: the model has loaded.
+pub(super) async fn set_serving(health: &HealthReporter) {
+    health.set_serving::<RecognizerServer<Service>>().await;
+    health.set_service_status("", ServingStatus::Serving).await;
+}
+
+/// The recognizer (behind the API key when one is set), health and
+/// reflection.
+pub(super) fn routes(state: SharedState, health: HealthServer<impl Health>) -> Routes {
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(DESCRIPTOR)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().expect("the descriptors are valid");
+    let reflection_v1alpha = reflection().build_v1alpha().expect("the descriptors are valid");
+    let api_key = state.config.api_key.clone();
+    let max_bytes = state.config.max_body_bytes;
+    let service = RecognizerServer::new(Service { state }).max_decoding_message_size(max_bytes);
+    let authorized = InterceptedService::new(service, move |request: Request<()>| {
+        let Some(key) = &api_key else { return Ok(request) };
+        let presented = request.metadata().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        if presented == Some(key.as_str()) {
+            Ok(request)
+        } else {
+            Err(Status::unauthenticated("unauthorized: missing or wrong API key: send metadata 'authorization: Bearer <key>'"))
+        }
+    });
+    Routes::new(authorized).add_service(health).add_service(reflection_v1).add_service(reflection_v1alpha)
+}
+
+/// Serves `routes` on `listener` until `shutdown` completes, then lets the
+/// calls in flight finish.
+pub(super) async fn serve(listener: TcpListener, routes: Routes, shutdown: impl Future<Output = ()> + Send) -> Result<(), tonic::transport::Error> {
+    tonic::transport::Server::builder().add_routes(routes).serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown).await
+}
