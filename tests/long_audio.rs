@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::Cursor;
 use std::time::Duration;
 
 use common::HarkServer;
@@ -16,15 +15,6 @@ use serde_json::Value;
 
 const RATE: f64 = 16_000.0;
 
-/// The FSDD test takes (real people saying digits), decoded, with their text.
-fn fsdd_test() -> Vec<(Waveform, String)> {
-    read_manifest(&common::shared_data().join("fsdd/test.jsonl"))
-        .unwrap()
-        .into_iter()
-        .map(|u| (decode(&std::fs::read(&u.audio_path).unwrap(), &AudioLimits::default()).unwrap(), u.text))
-        .collect()
-}
-
 /// Every utterance of the shared dev sets, decoded.
 fn dev_utterances() -> Vec<Waveform> {
     ["ljspeech-dev", "librivox-dev"]
@@ -32,17 +22,6 @@ fn dev_utterances() -> Vec<Waveform> {
         .flat_map(|set| read_manifest(&common::shared_data().join(set).join("dev.jsonl")).unwrap())
         .map(|u| decode(&std::fs::read(&u.audio_path).unwrap(), &AudioLimits::default()).unwrap())
         .collect()
-}
-
-fn wav(samples: &[f32]) -> Vec<u8> {
-    let spec = hound::WavSpec { channels: 1, sample_rate: 16_000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let mut cursor = Cursor::new(Vec::new());
-    let mut writer = hound::WavWriter::new(&mut cursor, spec).unwrap();
-    for &s in samples {
-        writer.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16).unwrap();
-    }
-    writer.finalize().unwrap();
-    cursor.into_inner()
 }
 
 /// Exactly ten minutes: the utterances in turn, with pauses of 0.6 to
@@ -62,11 +41,7 @@ fn ten_minutes(utterances: &[(Waveform, String)]) -> (Vec<f32>, Vec<(std::ops::R
         samples.extend_from_slice(utterance.samples());
     }
     samples.resize(total, 0.0);
-    let mut seed = 7u32;
-    for s in &mut samples {
-        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        *s += 0.001 * ((seed >> 9) as f32 / (1 << 23) as f32 - 0.5);
-    }
+    common::add_faint_noise(&mut samples);
     (samples, pieces)
 }
 
@@ -96,12 +71,12 @@ fn a_ten_minute_file_comes_back_in_segments_that_match_the_pieces_it_was_made_fr
     // Digits from real speakers on the digits model, so that every piece has
     // a known right answer: the English model is not yet accurate enough
     // for its words to be stable under the slightest change of context.
-    let (samples, pieces) = ten_minutes(&fsdd_test());
+    let (samples, pieces) = ten_minutes(&common::fsdd_test());
     assert!(pieces.len() >= 400, "{} pieces", pieces.len());
     let server = HarkServer::start(&[], &[]);
     let client = Client::builder().timeout(Duration::from_secs(300)).build().unwrap();
 
-    let whole = verbose_json(&client, &server, wav(&samples));
+    let whole = verbose_json(&client, &server, common::wav_16k(&samples));
     assert_eq!(whole["duration"].as_f64(), Some(600.0));
     let segments = whole["segments"].as_array().unwrap();
     let words = words_of(&whole);
@@ -133,7 +108,7 @@ fn a_ten_minute_file_comes_back_in_segments_that_match_the_pieces_it_was_made_fr
     let (mut same, mut worst_shift) = (0, 0f64);
     for &i in &sample {
         let (piece, _) = &pieces[i];
-        let alone = words_of(&verbose_json(&client, &server, wav(&samples[piece.clone()])));
+        let alone = words_of(&verbose_json(&client, &server, common::wav_16k(&samples[piece.clone()])));
         let found = &per_piece[i];
         if alone.len() == found.len() && alone.iter().zip(found).all(|(a, f)| a.0 == f.0) {
             same += 1;
@@ -166,7 +141,7 @@ fn a_ten_minute_file_comes_back_in_segments_that_match_the_pieces_it_was_made_fr
     for (format, first_line) in [("srt", "1"), ("vtt", "WEBVTT")] {
         let form = multipart::Form::new()
             .text("response_format", format)
-            .part("file", multipart::Part::bytes(wav(&samples)).file_name("long.wav"));
+            .part("file", multipart::Part::bytes(common::wav_16k(&samples)).file_name("long.wav"));
         let text = client.post(server.url("/v1/audio/transcriptions")).multipart(form).send().unwrap().text().unwrap();
         assert_eq!(text.lines().next(), Some(first_line));
         assert_eq!(text.matches(" --> ").count(), segments.len(), "{format}: one cue per segment");

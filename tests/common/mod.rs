@@ -35,6 +35,37 @@ pub fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// The FSDD test takes (real people saying digits), decoded, with their text.
+pub fn fsdd_test() -> Vec<(hark::audio::Waveform, String)> {
+    hark::eval::read_manifest(&shared_data().join("fsdd/test.jsonl"))
+        .unwrap()
+        .into_iter()
+        .map(|u| (hark::audio::decode(&std::fs::read(&u.audio_path).unwrap(), &hark::audio::AudioLimits::default()).unwrap(), u.text))
+        .collect()
+}
+
+/// 16 kHz mono PCM16 WAV bytes.
+pub fn wav_16k(samples: &[f32]) -> Vec<u8> {
+    let spec = hound::WavSpec { channels: 1, sample_rate: 16_000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut cursor = std::io::Cursor::new(Vec::new());
+    let mut writer = hound::WavWriter::new(&mut cursor, spec).unwrap();
+    for &s in samples {
+        writer.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16).unwrap();
+    }
+    writer.finalize().unwrap();
+    cursor.into_inner()
+}
+
+/// Faint noise (about -70 dBFS) added in place: a real room is never
+/// digitally silent.
+pub fn add_faint_noise(samples: &mut [f32]) {
+    let mut seed = 7u32;
+    for s in samples {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        *s += 0.001 * ((seed >> 9) as f32 / (1 << 23) as f32 - 0.5);
+    }
+}
+
 pub fn test_audio(name: &str) -> PathBuf {
     repo().join("tests/data").join(name)
 }
@@ -58,6 +89,8 @@ pub fn read_tensors(path: &std::path::Path) -> HashMap<String, (Vec<usize>, Vec<
 pub struct HarkServer {
     child: Child,
     pub base_url: String,
+    /// `host:port` of the gRPC API.
+    pub grpc_addr: String,
     logs: Arc<Mutex<Vec<String>>>,
 }
 
@@ -72,7 +105,7 @@ impl HarkServer {
     /// The same with another model directory.
     pub fn start_with_model(model: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_hark"));
-        command.arg("serve").arg("--addr").arg("127.0.0.1:0").arg("--model").arg(model).args(args);
+        command.arg("serve").arg("--addr").arg("127.0.0.1:0").arg("--grpc-addr").arg("127.0.0.1:0").arg("--model").arg(model).args(args);
         command.env_remove("HARK_API_KEY").env_remove("HARK_MODEL").env_remove("HARK_LOG_FORMAT").env("HARK_LOG", "warn");
         for (k, v) in env {
             command.env(k, v);
@@ -86,12 +119,16 @@ impl HarkServer {
                 kept.lock().unwrap().push(line);
             }
         });
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("hark prints its address");
-        let base_url = line.trim().rsplit(' ').next().expect("address").to_string();
-        assert!(base_url.starts_with("http://127.0.0.1:"), "unexpected first line: {line}");
-        let server = Self { child, base_url, logs };
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut last_word = || {
+            let mut line = String::new();
+            stdout.read_line(&mut line).expect("hark prints its addresses");
+            line.trim().rsplit(' ').next().expect("address").to_string()
+        };
+        let (base_url, grpc_addr) = (last_word(), last_word());
+        assert!(base_url.starts_with("http://127.0.0.1:"), "unexpected first line, ending {base_url}");
+        assert!(grpc_addr.starts_with("127.0.0.1:"), "unexpected second line, ending {grpc_addr}");
+        let server = Self { child, base_url, grpc_addr, logs };
         server.wait_ready();
         server
     }
@@ -168,4 +205,35 @@ impl Drop for HarkServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Takes one after another, with `pause_s` of faint noise before each and
+/// after the last: the samples, and each take's span in seconds with its text.
+pub fn takes_with_pauses(takes: &[(hark::audio::Waveform, String)], pause_s: f64) -> (Vec<f32>, Vec<(f64, f64, String)>) {
+    let (pause, mut samples, mut spans) = ((pause_s * 16_000.0) as usize, Vec::new(), Vec::new());
+    for (take, text) in takes {
+        samples.resize(samples.len() + pause, 0.0);
+        let start = samples.len() as f64 / 16_000.0;
+        samples.extend_from_slice(take.samples());
+        spans.push((start, samples.len() as f64 / 16_000.0, text.clone()));
+    }
+    samples.resize(samples.len() + pause, 0.0);
+    add_faint_noise(&mut samples);
+    (samples, spans)
+}
+
+/// Little-endian PCM16, as live streams carry audio.
+pub fn pcm16(samples: &[f32]) -> Vec<u8> {
+    samples.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect()
+}
+
+/// Four FSDD test takes of at least half a second, each a different digit.
+pub fn four_digits() -> Vec<(hark::audio::Waveform, String)> {
+    let mut chosen: Vec<(hark::audio::Waveform, String)> = Vec::new();
+    for (take, text) in fsdd_test() {
+        if take.duration_s() >= 0.5 && chosen.len() < 4 && !chosen.iter().any(|(_, t)| *t == text) {
+            chosen.push((take, text));
+        }
+    }
+    chosen
 }

@@ -1,0 +1,185 @@
+//! Live streams over WebSocket (`GET /v1/stream`) against the real server
+//! and the digits model: partial results while a digit is being said, one
+//! final result per utterance at its pause, words at stream times, and
+//! clear errors for bad streams.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::HarkServer;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+/// Audio per WebSocket frame: 100 ms at 16 kHz.
+const CHUNK_S: f64 = 0.1;
+
+/// What came back on a stream: each JSON frame with when it arrived (since
+/// the first audio was sent), and the close code.
+struct Received {
+    frames: Vec<(f64, Value)>,
+    close: Option<CloseCode>,
+    /// When each chunk was sent, by the stream time its audio ends.
+    sent: Vec<(f64, f64)>,
+}
+
+/// Sends `pcm` (16-bit little-endian at `rate_hz`) in 100 ms frames, at
+/// real time when `paced`, then `{"event": "end"}`; reads until the close.
+async fn stream(url: &str, pcm: &[u8], rate_hz: usize, paced: bool) -> Received {
+    let (socket, _) = tokio_tungstenite::connect_async(url).await.expect("the WebSocket opens");
+    let (mut sink, mut source) = socket.split();
+    let started = Instant::now();
+    let reader = tokio::spawn(async move {
+        let (mut frames, mut close) = (Vec::new(), None);
+        while let Some(message) = source.next().await {
+            match message.expect("a well-formed frame") {
+                Message::Text(text) => frames.push((started.elapsed().as_secs_f64(), serde_json::from_str(&text).expect("JSON"))),
+                Message::Close(frame) => close = frame.map(|f| f.code),
+                _ => {}
+            }
+        }
+        (frames, close)
+    });
+    let chunk_bytes = (CHUNK_S * rate_hz as f64) as usize * 2;
+    let mut sent = Vec::new();
+    for (i, chunk) in pcm.chunks(chunk_bytes).enumerate() {
+        if paced {
+            tokio::time::sleep_until((started + Duration::from_secs_f64(i as f64 * CHUNK_S)).into()).await;
+        }
+        sink.send(Message::Binary(chunk.to_vec().into())).await.unwrap();
+        sent.push((((i * chunk_bytes + chunk.len()) / 2) as f64 / rate_hz as f64, started.elapsed().as_secs_f64()));
+    }
+    sink.send(Message::Text(r#"{"event": "end"}"#.into())).await.unwrap();
+    let (frames, close) = tokio::time::timeout(Duration::from_secs(60), reader).await.expect("the server closes the stream").unwrap();
+    Received { frames, close, sent }
+}
+
+/// When the audio up to stream time `t` had been sent.
+fn sent_at(sent: &[(f64, f64)], t: f64) -> f64 {
+    sent.iter().find(|(end, _)| *end >= t - 1e-6).or(sent.last()).unwrap().1
+}
+
+fn of_type<'a>(received: &'a Received, kind: &str) -> Vec<&'a (f64, Value)> {
+    received.frames.iter().filter(|(_, f)| f["type"] == kind).collect()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(future)
+}
+
+#[test]
+fn a_live_stream_gets_partials_while_speaking_and_a_final_per_utterance() {
+    // Partials every 0.25 s: FSDD digits last 0.5–0.8 s.
+    let server = HarkServer::start(&["--partial-interval-s", "0.25"], &[]);
+    let (samples, spans) = common::takes_with_pauses(&common::four_digits(), 1.0);
+    let url = format!("ws://{}/v1/stream?sample_rate=16000", server.addr());
+    let received = block_on(stream(&url, &common::pcm16(&samples), 16_000, true));
+    assert_eq!(received.close, Some(CloseCode::Normal), "{:?}", received.frames);
+    let finals = of_type(&received, "final");
+    let partials = of_type(&received, "partial");
+    assert_eq!(finals.len(), spans.len(), "one final per utterance: {:?}", received.frames);
+
+    let mut right = 0;
+    for ((arrived, final_), (start, end, text)) in finals.iter().zip(&spans) {
+        let (f_start, f_end) = (final_["start"].as_f64().unwrap(), final_["end"].as_f64().unwrap());
+        // The final covers its take, and ends inside the pause after it.
+        assert!(f_start <= start + 0.02 && f_end >= end - 0.02 && f_end <= end + 1.0, "{final_} for {start}–{end}");
+        // Its words lie in the stream's time, within the take.
+        for word in final_["words"].as_array().unwrap() {
+            let (w_start, w_end) = (word["start"].as_f64().unwrap(), word["end"].as_f64().unwrap());
+            assert!(w_start >= start - 0.3 && w_end <= end + 0.3 && w_start < w_end, "{word} outside {start}–{end}");
+        }
+        // It came at the endpoint, long before the stream ended.
+        assert!(*arrived < sent_at(&received.sent, end + 1.0) + 3.0, "final at {arrived} s for a take ending at {end} s");
+        right += usize::from(final_["text"] == text.as_str());
+        // At least one partial of this utterance came before its final.
+        let early: Vec<_> = partials.iter().filter(|(t, p)| p["start"] == final_["start"] && t < arrived).collect();
+        assert!(!early.is_empty(), "no partial before the final {final_}");
+    }
+    println!("finals: {:?}", finals.iter().map(|(_, f)| f["text"].as_str().unwrap()).collect::<Vec<_>>());
+    println!("truth:  {:?}", spans.iter().map(|s| s.2.as_str()).collect::<Vec<_>>());
+    assert!(right >= 3, "{right} of 4 finals right");
+
+    // Latency: from when the audio a result covers had been sent to when
+    // the result arrived; finals measured from the end of the speech, so
+    // they include the endpoint pause.
+    let partial_latency: Vec<f64> =
+        partials.iter().map(|(t, p)| t - sent_at(&received.sent, p["end"].as_f64().unwrap())).collect();
+    let final_latency: Vec<f64> = finals.iter().zip(&spans).map(|((t, _), (_, end, _))| t - sent_at(&received.sent, *end)).collect();
+    let partial_audio: f64 = partials.iter().map(|(_, p)| p["end"].as_f64().unwrap() - p["start"].as_f64().unwrap()).sum();
+    let final_audio: f64 = finals.iter().map(|(_, f)| f["end"].as_f64().unwrap() - f["start"].as_f64().unwrap()).sum();
+    println!(
+        "{} partials, latency median {:.0} ms, max {:.0} ms; finals after the end of speech: median {:.0} ms, max {:.0} ms; \
+         audio run through the network: partials {partial_audio:.1} s + finals {final_audio:.1} s ({:.1}× the finals alone)",
+        partials.len(),
+        1000.0 * median(partial_latency.clone()),
+        1000.0 * partial_latency.iter().cloned().fold(0.0, f64::max),
+        1000.0 * median(final_latency.clone()),
+        1000.0 * final_latency.iter().cloned().fold(0.0, f64::max),
+        (partial_audio + final_audio) / final_audio,
+    );
+}
+
+#[test]
+fn other_rates_are_resampled_and_bad_streams_get_clear_errors() {
+    let server = HarkServer::start(&[], &[]);
+    block_on(bad_streams(&server));
+}
+
+async fn bad_streams(server: &HarkServer) {
+    // The same digits at 8 kHz, sent as fast as the socket takes them.
+    let (samples, spans) = common::takes_with_pauses(&common::four_digits(), 1.0);
+    let at_8k: Vec<f32> = samples.iter().step_by(2).copied().collect();
+    let url = format!("ws://{}/v1/stream?sample_rate=8000&decoder=greedy", server.addr());
+    let received = stream(&url, &common::pcm16(&at_8k), 8_000, false).await;
+    assert_eq!(received.close, Some(CloseCode::Normal));
+    let finals = of_type(&received, "final");
+    assert_eq!(finals.len(), spans.len(), "{:?}", received.frames);
+    let right = finals.iter().zip(&spans).filter(|((_, f), s)| f["text"] == s.2.as_str()).count();
+    assert!(right >= 3, "{right} of 4 finals right at 8 kHz: {:?}", received.frames);
+
+    // Refused before the upgrade, with the HTTP API's JSON errors.
+    for (query, status, code) in [
+        ("sample_rate=4000", 415, "unsupported_sample_rate"),
+        ("sample_rate=fast", 400, "invalid_stream_options"),
+        ("endpoint_silence_s=0.01", 400, "invalid_stream_options"),
+        ("decoder=greedy&hotwords=seven", 400, "invalid_decoder_options"),
+    ] {
+        let url = format!("ws://{}/v1/stream?{query}", server.addr());
+        match tokio_tungstenite::connect_async(&url).await {
+            Err(WsError::Http(response)) => {
+                assert_eq!(response.status().as_u16(), status, "{query}");
+                let body: Value = serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+                assert_eq!(body["error"]["code"], code, "{query}: {body}");
+            }
+            other => panic!("{query}: expected an HTTP error, got {other:?}"),
+        }
+    }
+
+    // A text frame that is not the end event: an error frame, then a close.
+    let url = format!("ws://{}/v1/stream", server.addr());
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    socket.send(Message::Text("hello".into())).await.unwrap();
+    let mut frames = Vec::new();
+    let mut close = None;
+    while let Some(Ok(message)) = socket.next().await {
+        match message {
+            Message::Text(text) => frames.push(serde_json::from_str::<Value>(&text).unwrap()),
+            Message::Close(frame) => close = frame.map(|f| f.code),
+            _ => {}
+        }
+    }
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!((frames[0]["type"].as_str(), frames[0]["code"].as_str()), (Some("error"), Some("invalid_message")));
+    assert_eq!(close, Some(CloseCode::Policy));
+    // The server is still serving.
+    let health = reqwest::get(server.url("/healthz")).await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+}
