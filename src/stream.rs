@@ -6,14 +6,16 @@
 //! again every `partial_interval_s` of new audio (a *partial* result: the
 //! audio received so far is its only right context, so its last word may
 //! still change); when the [`Endpointer`] hears a pause of
-//! `endpoint_silence_s` after speech, the utterance up to the middle of that
-//! pause is recognized once more as the *final* result, and the next
-//! utterance begins. An utterance that runs on without a pause is ended at
+//! `endpoint_silence_s` after speech, the utterance's speech (with 0.1 s of
+//! pause around it, as long audio's pieces have) is recognized once more as
+//! the *final* result, and the next utterance begins. An utterance that runs on without a pause is ended at
 //! `max_utterance_s`, the longest the network hears at once.
 //!
 //! This module only decides *what* to recognize and when; running the
 //! network and the decoder is the caller's (the server batches them with
 //! other requests).
+
+use std::ops::Range;
 
 use serde::Serialize;
 
@@ -21,9 +23,10 @@ use crate::audio::{AudioError, StreamResampler, Waveform, SAMPLE_RATE_HZ};
 use crate::recognizer::DEFAULT_WINDOW_S;
 use crate::vad::Endpointer;
 
-/// Silence kept before the speech of an utterance, so the network hears
-/// it begin as in training.
-const LEAD_IN_S: f64 = 0.3;
+/// Audio kept while nothing is said: enough for the pause the endpointer
+/// keeps before speech (0.1 s, as long audio's pieces have), and the frame
+/// the speech begins in.
+const LEAD_IN_S: f64 = 0.2;
 
 /// When a stream's results come.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -116,30 +119,32 @@ impl Stream {
 
     fn push(&mut self, samples: Vec<f32>) -> Vec<Utterance> {
         let mut due = Vec::new();
-        let ends = self.endpointer.push(&samples);
+        let ended = self.endpointer.push(&samples);
         self.since_partial += samples.len();
         self.buffer.extend(samples);
-        for end in ends {
-            due.push(self.take(end - self.buffer_start));
+        for speech in ended {
+            due.push(self.take(speech));
         }
-        if !self.endpointer.in_speech() {
-            // Nothing said yet: only a short lead-in is worth keeping.
-            let keep = seconds_to_samples(LEAD_IN_S);
-            if self.buffer.len() > keep {
-                let drop = self.buffer.len() - keep;
-                self.buffer.drain(..drop);
-                self.buffer_start += drop;
+        match self.endpointer.speech() {
+            None => {
+                // Nothing said yet: only the lead-in is worth keeping.
+                let end = self.buffer_start + self.buffer.len();
+                self.discard_until(end.saturating_sub(seconds_to_samples(LEAD_IN_S)));
+                self.since_partial = 0;
             }
-            self.since_partial = 0;
-        } else if self.buffer.len() >= seconds_to_samples(self.config.max_utterance_s) {
-            due.push(self.take(self.buffer.len()));
-        } else if self.since_partial >= seconds_to_samples(self.config.partial_interval_s) {
-            self.since_partial = 0;
-            due.push(Utterance {
-                kind: ResultKind::Partial,
-                start_s: self.start_s(),
-                waveform: Waveform::from_samples(self.buffer.clone()),
-            });
+            Some(speech) => {
+                self.discard_until(speech.start);
+                if self.buffer.len() >= seconds_to_samples(self.config.max_utterance_s) {
+                    due.push(self.take(self.buffer_start..self.buffer_start + self.buffer.len()));
+                } else if self.since_partial >= seconds_to_samples(self.config.partial_interval_s) {
+                    self.since_partial = 0;
+                    due.push(Utterance {
+                        kind: ResultKind::Partial,
+                        start_s: self.start_s(),
+                        waveform: Waveform::from_samples(self.buffer.clone()),
+                    });
+                }
+            }
         }
         due
     }
@@ -151,16 +156,18 @@ impl Stream {
         // Flushing consumes the resampler; a pass-through one takes its place.
         std::mem::replace(&mut self.resampler, StreamResampler::new(SAMPLE_RATE_HZ)?).finish(&mut tail)?;
         let mut due = self.push(tail);
-        if self.endpointer.in_speech() {
-            due.push(self.take(self.buffer.len()));
+        if let Some(speech) = self.endpointer.speech() {
+            due.push(self.take(speech));
         }
         due.retain(|u| u.kind == ResultKind::Final);
         Ok(due)
     }
 
-    /// Ends the utterance in progress `len` samples in, as a final result.
-    fn take(&mut self, len: usize) -> Utterance {
-        let len = len.min(self.buffer.len());
+    /// Ends the utterance in progress with the audio of `span` (samples in
+    /// the stream), as a final result; what follows it begins the next.
+    fn take(&mut self, span: Range<usize>) -> Utterance {
+        self.discard_until(span.start);
+        let len = span.end.saturating_sub(self.buffer_start).min(self.buffer.len());
         let utterance = Utterance {
             kind: ResultKind::Final,
             start_s: self.start_s(),
@@ -169,6 +176,13 @@ impl Stream {
         self.buffer_start += len;
         self.since_partial = 0;
         utterance
+    }
+
+    /// Drops the buffered audio before sample `position` of the stream.
+    fn discard_until(&mut self, position: usize) {
+        let drop = position.saturating_sub(self.buffer_start).min(self.buffer.len());
+        self.buffer.drain(..drop);
+        self.buffer_start += drop;
     }
 
     fn start_s(&self) -> f64 {
@@ -221,18 +235,15 @@ mod tests {
         let due = run(&bytes, 16_000, 1_601, StreamConfig::default());
         let finals = finals(&due);
         assert_eq!(finals.len(), 2, "{finals:?}");
-        // The first ends in its pause, with the lead-in before its speech.
-        assert!((2.0 - LEAD_IN_S - 0.05..2.0).contains(&finals[0].0), "{finals:?}");
-        assert!((4.0..5.0).contains(&finals[0].1), "{finals:?}");
-        // The second starts after it, its lead-in before its speech, and
-        // runs to the end.
-        assert!(finals[1].0 >= finals[0].1 && (5.0 - LEAD_IN_S - 0.05..5.0).contains(&finals[1].0), "{finals:?}");
-        assert!((finals[1].1 - 6.7).abs() < 0.01, "{finals:?}");
+        // Each is its speech with 0.1 s of pause around it.
+        let near = |a: f64, b: f64| (a - b).abs() < 0.015;
+        assert!(near(finals[0].0, 1.9) && near(finals[0].1, 4.1), "{finals:?}");
+        assert!(near(finals[1].0, 4.9) && near(finals[1].1, 6.6), "{finals:?}");
         // Partials every 0.5 s of speech, none in the leading noise; each
         // holds the utterance so far.
         let partials: Vec<&Utterance> = due.iter().filter(|u| u.kind == ResultKind::Partial).collect();
         assert!((5..=10).contains(&partials.len()), "{} partials", partials.len());
-        assert!(partials.iter().all(|p| p.start_s >= 1.6), "a partial in the leading noise");
+        assert!(partials.iter().all(|p| p.start_s >= 1.8), "a partial in the leading noise");
         let first_utterance: Vec<f64> = partials.iter().filter(|p| p.start_s == finals[0].0).map(|p| p.waveform.duration_s()).collect();
         assert!(first_utterance.windows(2).all(|w| w[1] > w[0]), "{first_utterance:?}");
     }

@@ -114,8 +114,8 @@ pub fn cut(samples: &[f32], max_s: f64) -> Vec<Range<usize>> {
         .collect()
 }
 
-/// Finds the ends of utterances in a live stream: speech followed by a
-/// pause of at least the configured length.
+/// Finds the utterances of a live stream: speech, up to a pause of at least
+/// the configured length.
 #[derive(Debug)]
 pub struct Endpointer {
     silence_frames: usize,
@@ -126,7 +126,8 @@ pub struct Endpointer {
     /// Whole frames heard since the stream began.
     frames: usize,
     trailing_silent: usize,
-    in_speech: bool,
+    /// The first frame of speech in the utterance in progress.
+    onset: Option<usize>,
 }
 
 /// How many frames of history set the threshold.
@@ -140,19 +141,19 @@ impl Endpointer {
             partial: Vec::new(),
             frames: 0,
             trailing_silent: 0,
-            in_speech: false,
+            onset: None,
         }
     }
 
-    /// Takes the next 16 kHz samples; returns where utterances ended, in
-    /// samples from the start of the stream: in the middle of the pause
-    /// that ended each.
-    pub fn push(&mut self, samples: &[f32]) -> Vec<usize> {
+    /// Takes the next 16 kHz samples; returns the utterances that a pause
+    /// has ended, each as its speech (in samples from the start of the
+    /// stream) with [`PAD_S`] of the pauses around it, as [`cut`] keeps.
+    pub fn push(&mut self, samples: &[f32]) -> Vec<Range<usize>> {
         self.partial.extend_from_slice(samples);
         let whole = self.partial.len() / FRAME * FRAME;
         let levels = frame_db(&self.partial[..whole]);
         self.partial.drain(..whole);
-        let mut ends = Vec::new();
+        let mut ended = Vec::new();
         for level in levels {
             self.history.push(level);
             if self.history.len() > HISTORY_FRAMES {
@@ -166,19 +167,22 @@ impl Endpointer {
                 self.trailing_silent += 1;
             } else {
                 self.trailing_silent = 0;
-                self.in_speech = true;
+                self.onset.get_or_insert(self.frames - 1);
             }
-            if self.in_speech && self.trailing_silent >= self.silence_frames {
-                ends.push((self.frames - self.trailing_silent / 2) * FRAME);
-                self.in_speech = false;
+            if self.onset.is_some() && self.trailing_silent >= self.silence_frames {
+                ended.extend(self.speech());
+                self.onset = None;
             }
         }
-        ends
+        ended
     }
 
-    /// Whether speech was heard since the last utterance ended.
-    pub fn in_speech(&self) -> bool {
-        self.in_speech
+    /// The speech of the utterance in progress so far (with [`PAD_S`] of
+    /// pause around it), when any was heard since the last utterance ended.
+    pub fn speech(&self) -> Option<Range<usize>> {
+        let pad = (PAD_S * 100.0) as usize;
+        let last = self.frames - self.trailing_silent;
+        self.onset.map(|onset| onset.saturating_sub(pad) * FRAME..(last + pad).min(self.frames) * FRAME)
     }
 }
 
@@ -279,14 +283,17 @@ mod tests {
         let samples = bursts(&[(false, 1.0), (true, 1.5), (false, 0.3), (true, 1.0), (false, 0.8), (true, 1.0), (false, 0.2)]);
         let mut endpointer = Endpointer::new(0.6);
         // In 50 ms pieces, as a live stream sends them.
-        let mut ends = Vec::new();
+        let seconds = |r: Range<usize>| (r.start as f64 / 16_000.0, r.end as f64 / 16_000.0);
+        let mut ended = Vec::new();
         for piece in samples.chunks(800) {
-            ends.extend(endpointer.push(piece).into_iter().map(|end| end as f64 / 16_000.0));
+            ended.extend(endpointer.push(piece).into_iter().map(seconds));
         }
-        // Only the 0.8 s pause (3.8–4.6 s) is long enough; the end falls inside it.
-        assert_eq!(ends.len(), 1, "{ends:?}");
-        assert!((3.8..4.6).contains(&ends[0]), "{ends:?}");
+        // Only the 0.8 s pause (3.8–4.6 s) is long enough: the first
+        // utterance is the speech from 1.0 to 3.8 s, 0.1 s of pause around it.
+        assert_eq!(ended.len(), 1, "{ended:?}");
+        assert!((ended[0].0 - 0.9).abs() < 0.015 && (ended[0].1 - 3.9).abs() < 0.015, "{ended:?}");
         // The last second of speech has no pause after it yet.
-        assert!(endpointer.in_speech());
+        let (start, end) = seconds(endpointer.speech().expect("speech in progress"));
+        assert!((start - 4.5).abs() < 0.015 && (end - 5.7).abs() < 0.015, "{start} {end}");
     }
 }

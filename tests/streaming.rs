@@ -183,3 +183,58 @@ async fn bad_streams(server: &HarkServer) {
     let health = reqwest::get(server.url("/healthz")).await.unwrap();
     assert_eq!(health.status().as_u16(), 200);
 }
+
+/// Measures what a live English stream costs, with the default settings
+/// (a partial every 0.5 s of new audio, finals after 0.6 s of pause) and the
+/// default English model: two LJSpeech sentences, sent at real time.
+#[test]
+fn english_speech_streams_with_partials_every_half_second() {
+    let server = HarkServer::start_with_model(&common::repo().join("models/hark-en"), &[], &[]);
+    let manifest = hark::eval::read_manifest(&common::shared_data().join("ljspeech-dev/dev.jsonl")).unwrap();
+    let sentences: Vec<(hark::audio::Waveform, String)> = manifest[..2]
+        .iter()
+        .rev()
+        .map(|u| (hark::audio::decode(&std::fs::read(&u.audio_path).unwrap(), &Default::default()).unwrap(), u.text.clone()))
+        .collect();
+    let (samples, spans) = common::takes_with_pauses(&sentences, 1.0);
+    let url = format!("ws://{}/v1/stream", server.addr());
+    let received = block_on(stream(&url, &common::pcm16(&samples), 16_000, true));
+    assert_eq!(received.close, Some(CloseCode::Normal));
+    let (finals, partials) = (of_type(&received, "final"), of_type(&received, "partial"));
+    let speech_s: f64 = spans.iter().map(|(start, end, _)| end - start).sum();
+    assert!(finals.len() >= spans.len(), "{:?}", received.frames);
+    assert!(partials.len() as f64 >= speech_s / 0.5 / 2.0, "{} partials for {speech_s:.1} s of speech", partials.len());
+    // Every final came before the stream ended.
+    let last_sent = received.sent.last().unwrap().1;
+    assert!(finals.iter().all(|(t, _)| *t < last_sent + 2.0), "{finals:?}");
+
+    let streamed: Vec<String> = finals.iter().flat_map(|(_, f)| f["text"].as_str().unwrap().split_whitespace().map(String::from).collect::<Vec<_>>()).collect();
+    let reference: Vec<String> = spans.iter().flat_map(|s| s.2.split_whitespace().map(String::from).collect::<Vec<_>>()).collect();
+    let whole: Value = reqwest::blocking::Client::new()
+        .post(server.url("/v1/transcribe"))
+        .body(common::wav_16k(&samples))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let whole_words: Vec<String> = whole["text"].as_str().unwrap().split_whitespace().map(String::from).collect();
+    let wer = |hypothesis: &[String]| 100.0 * hark::eval::edit_distance(&reference, hypothesis) as f64 / reference.len() as f64;
+    let partial_latency: Vec<f64> = partials.iter().map(|(t, p)| t - sent_at(&received.sent, p["end"].as_f64().unwrap())).collect();
+    let final_latency: Vec<f64> = finals.iter().map(|(t, f)| t - sent_at(&received.sent, f["end"].as_f64().unwrap())).collect();
+    let partial_audio: f64 = partials.iter().map(|(_, p)| p["end"].as_f64().unwrap() - p["start"].as_f64().unwrap()).sum();
+    let final_audio: f64 = finals.iter().map(|(_, f)| f["end"].as_f64().unwrap() - f["start"].as_f64().unwrap()).sum();
+    println!(
+        "{speech_s:.1} s of speech: {} partials, latency median {:.0} ms, max {:.0} ms; {} finals, {:.0} ms median after \
+         their end (max {:.0} ms; plus the endpoint pause after the speech); network ran {:.1}× the audio of the finals; \
+         WER streamed {:.1} %, whole file {:.1} %",
+        partials.len(),
+        1000.0 * median(partial_latency.clone()),
+        1000.0 * partial_latency.iter().cloned().fold(0.0, f64::max),
+        finals.len(),
+        1000.0 * median(final_latency.clone()),
+        1000.0 * final_latency.iter().cloned().fold(0.0, f64::max),
+        (partial_audio + final_audio) / final_audio,
+        wer(&streamed),
+        wer(&whole_words),
+    );
+}

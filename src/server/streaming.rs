@@ -7,8 +7,9 @@
 //! one after the other through the same scheduler as uploads, so streams
 //! and uploads are batched together. When the stream falls behind, a
 //! partial result that a newer one would replace is skipped; finals never
-//! are. A partial refused because the server is full is skipped too; a
-//! final refused ends the stream with the error.
+//! are, and no more audio is read while one waits. A partial refused
+//! because the server is full is skipped too; a final refused ends the
+//! stream with the error.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -101,11 +102,15 @@ async fn run(
     let mut stream = Some(stream);
     let mut due: VecDeque<Utterance> = VecDeque::new();
     loop {
-        // Take all the audio that has arrived; wait for more only when
-        // there is nothing to recognize.
+        // Take the audio that has arrived; wait for more only when there is
+        // nothing to recognize. Reading stops while a final is due, so a
+        // client sending faster than real time is held back by the channel
+        // (and the connection) instead of piling up audio here.
         while let Some(live) = stream.as_mut() {
             let chunk = if due.is_empty() {
                 audio.recv().await
+            } else if due.iter().any(|u| u.kind == ResultKind::Final) {
+                break;
             } else {
                 match audio.try_recv() {
                     Ok(chunk) => Some(chunk),
