@@ -303,7 +303,8 @@ impl Recognizer {
     /// the whole recording, and segments break at the cuts. The n-best list
     /// is kept for audio recognized in one piece.
     pub fn decode_pieces(&self, pieces: Vec<(f64, LogProbs)>, duration_s: f64, decoder: &dyn CtcDecoder) -> Transcript {
-        let shift = |words: Vec<Word>, by_s: f64| words.into_iter().map(move |w| Word { start_s: w.start_s + by_s, end_s: w.end_s + by_s, ..w });
+        let shift =
+            |words: Vec<Word>, by_s: f64| words.into_iter().map(move |w| Word { start_s: w.start_s + by_s, end_s: w.end_s + by_s, ..w });
         if let [(start_s, log_probs)] = pieces.as_slice() {
             let mut transcript = self.decode(log_probs, duration_s, decoder);
             transcript.words = shift(std::mem::take(&mut transcript.words), *start_s).collect();

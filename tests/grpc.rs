@@ -45,7 +45,9 @@ fn a_python_grpc_client_recognizes_files_and_streams() {
         assert_eq!(call["text"], "three", "{call}");
         assert_eq!(call["model"], "fsdd-digits");
         let word = &call["words"][0];
-        assert!(word[1].as_f64().unwrap() < word[2].as_f64().unwrap() && word[2].as_f64().unwrap() <= call["duration"].as_f64().unwrap() + 1e-6);
+        assert!(
+            word[1].as_f64().unwrap() < word[2].as_f64().unwrap() && word[2].as_f64().unwrap() <= call["duration"].as_f64().unwrap() + 1e-6
+        );
         assert!((0.0..=1.0).contains(&word[3].as_f64().unwrap()));
         assert_eq!(call["segments"], 1);
     }
@@ -67,7 +69,10 @@ fn a_python_grpc_client_recognizes_files_and_streams() {
     assert_eq!(finals.len(), spans.len(), "{stream:?}");
     let mut right = 0;
     for (result, (start, end, text)) in finals.iter().zip(&spans) {
-        assert!(result["start"].as_f64().unwrap() <= start + 0.02 && result["end"].as_f64().unwrap() >= end - 0.02, "{result} for {start}–{end}");
+        assert!(
+            result["start"].as_f64().unwrap() <= start + 0.02 && result["end"].as_f64().unwrap() >= end - 0.02,
+            "{result} for {start}–{end}"
+        );
         right += usize::from(result["text"] == text.as_str());
     }
     assert!(right >= 3, "{right} of 4 finals right: {finals:?}");

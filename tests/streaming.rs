@@ -110,8 +110,7 @@ fn a_live_stream_gets_partials_while_speaking_and_a_final_per_utterance() {
     // Latency: from when the audio a result covers had been sent to when
     // the result arrived; finals measured from the end of the speech, so
     // they include the endpoint pause.
-    let partial_latency: Vec<f64> =
-        partials.iter().map(|(t, p)| t - sent_at(&received.sent, p["end"].as_f64().unwrap())).collect();
+    let partial_latency: Vec<f64> = partials.iter().map(|(t, p)| t - sent_at(&received.sent, p["end"].as_f64().unwrap())).collect();
     let final_latency: Vec<f64> = finals.iter().zip(&spans).map(|((t, _), (_, end, _))| t - sent_at(&received.sent, *end)).collect();
     let partial_audio: f64 = partials.iter().map(|(_, p)| p["end"].as_f64().unwrap() - p["start"].as_f64().unwrap()).sum();
     let final_audio: f64 = finals.iter().map(|(_, f)| f["end"].as_f64().unwrap() - f["start"].as_f64().unwrap()).sum();
@@ -208,31 +207,33 @@ fn english_speech_streams_with_partials_every_half_second() {
     let last_sent = received.sent.last().unwrap().1;
     assert!(finals.iter().all(|(t, _)| *t < last_sent + 2.0), "{finals:?}");
 
-    let streamed: Vec<String> = finals.iter().flat_map(|(_, f)| f["text"].as_str().unwrap().split_whitespace().map(String::from).collect::<Vec<_>>()).collect();
+    let streamed: Vec<String> =
+        finals.iter().flat_map(|(_, f)| f["text"].as_str().unwrap().split_whitespace().map(String::from).collect::<Vec<_>>()).collect();
     let reference: Vec<String> = spans.iter().flat_map(|s| s.2.split_whitespace().map(String::from).collect::<Vec<_>>()).collect();
-    let whole: Value = reqwest::blocking::Client::new()
-        .post(server.url("/v1/transcribe"))
-        .body(common::wav_16k(&samples))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let whole: Value =
+        reqwest::blocking::Client::new().post(server.url("/v1/transcribe")).body(common::wav_16k(&samples)).send().unwrap().json().unwrap();
     let whole_words: Vec<String> = whole["text"].as_str().unwrap().split_whitespace().map(String::from).collect();
     let wer = |hypothesis: &[String]| 100.0 * hark::eval::edit_distance(&reference, hypothesis) as f64 / reference.len() as f64;
     let partial_latency: Vec<f64> = partials.iter().map(|(t, p)| t - sent_at(&received.sent, p["end"].as_f64().unwrap())).collect();
-    let final_latency: Vec<f64> = finals.iter().map(|(t, f)| t - sent_at(&received.sent, f["end"].as_f64().unwrap())).collect();
+    // From the end of each sentence's speech to the final that ends there.
+    let final_latency: Vec<f64> = spans
+        .iter()
+        .map(|(_, end, _)| {
+            let (t, _) = finals.iter().find(|(_, f)| f["end"].as_f64().unwrap() >= end - 0.2).expect("a final at each sentence's end");
+            t - sent_at(&received.sent, *end)
+        })
+        .collect();
     let partial_audio: f64 = partials.iter().map(|(_, p)| p["end"].as_f64().unwrap() - p["start"].as_f64().unwrap()).sum();
     let final_audio: f64 = finals.iter().map(|(_, f)| f["end"].as_f64().unwrap() - f["start"].as_f64().unwrap()).sum();
     println!(
-        "{speech_s:.1} s of speech: {} partials, latency median {:.0} ms, max {:.0} ms; {} finals, {:.0} ms median after \
-         their end (max {:.0} ms; plus the endpoint pause after the speech); network ran {:.1}× the audio of the finals; \
+        "{speech_s:.1} s of speech: {} partials, latency median {:.0} ms, max {:.0} ms; {} finals, the last of each sentence \
+         {:.0?} ms after its speech ended (the endpoint pause included); network ran {:.1}× the audio of the finals; \
          WER streamed {:.1} %, whole file {:.1} %",
         partials.len(),
         1000.0 * median(partial_latency.clone()),
         1000.0 * partial_latency.iter().cloned().fold(0.0, f64::max),
         finals.len(),
-        1000.0 * median(final_latency.clone()),
-        1000.0 * final_latency.iter().cloned().fold(0.0, f64::max),
+        final_latency.iter().map(|s| 1000.0 * s).collect::<Vec<_>>(),
         (partial_audio + final_audio) / final_audio,
         wer(&streamed),
         wer(&whole_words),

@@ -197,6 +197,10 @@ pub(super) fn routes(state: SharedState, health: HealthServer<impl Health>) -> R
 
 /// Serves `routes` on `listener` until `shutdown` completes, then lets the
 /// calls in flight finish.
-pub(super) async fn serve(listener: TcpListener, routes: Routes, shutdown: impl Future<Output = ()> + Send) -> Result<(), tonic::transport::Error> {
+pub(super) async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder().add_routes(routes).serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown).await
 }

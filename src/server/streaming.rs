@@ -32,6 +32,12 @@ use crate::transcript::Word;
 /// Audio chunks in flight between a transport and its stream's task.
 const AUDIO_CHANNEL: usize = 64;
 
+/// Where a transport sends a stream's PCM16 chunks (or its client's
+/// protocol error); dropping it ends the stream.
+pub(super) type AudioSender = mpsc::Sender<Result<Bytes, ApiError>>;
+/// Where a stream's results come out; it closes after the last final.
+pub(super) type ResultReceiver = mpsc::Receiver<Result<StreamResult, ApiError>>;
+
 /// One partial or final result, with words at times in the stream.
 #[derive(Debug, Serialize)]
 pub(super) struct StreamResult {
@@ -74,14 +80,8 @@ pub(super) fn open(
     Ok((stream, decoder))
 }
 
-/// Starts a stream's task: send PCM16 chunks (or a client's protocol error)
-/// into the first channel and drop it to end the stream; results come out
-/// of the second, which closes after the last final (or an error).
-pub(super) fn spawn(
-    state: SharedState,
-    stream: Stream,
-    decoder: Arc<dyn CtcDecoder>,
-) -> (mpsc::Sender<Result<Bytes, ApiError>>, mpsc::Receiver<Result<StreamResult, ApiError>>) {
+/// Starts a stream's task.
+pub(super) fn spawn(state: SharedState, stream: Stream, decoder: Arc<dyn CtcDecoder>) -> (AudioSender, ResultReceiver) {
     let (audio_tx, audio_rx) = mpsc::channel(AUDIO_CHANNEL);
     let (results_tx, results_rx) = mpsc::channel(AUDIO_CHANNEL);
     tokio::spawn(async move {
@@ -151,7 +151,10 @@ async fn recognize(state: &AppState, utterance: Utterance, decoder: Arc<dyn CtcD
     let features = blocking(move || worker.features(&waveform)).await?;
     let log_probs = admission.log_probs(vec![features]).await?;
     let worker = recognizer.clone();
-    let transcript = blocking(move || worker.decode_pieces(vec![(start_s, log_probs.into_iter().next().expect("one piece"))], duration_s, decoder.as_ref())).await?;
+    let transcript = blocking(move || {
+        worker.decode_pieces(vec![(start_s, log_probs.into_iter().next().expect("one piece"))], duration_s, decoder.as_ref())
+    })
+    .await?;
     if kind == ResultKind::Final {
         state.metrics.audio_seconds.inc_by(duration_s);
     }
@@ -163,7 +166,11 @@ async fn recognize(state: &AppState, utterance: Utterance, decoder: Arc<dyn CtcD
 /// the stream. The server answers with JSON text frames (results, or one
 /// `{"type": "error", ...}`) and closes after the last final. Decoding
 /// options and `endpoint_silence_s` may be given in the query string.
-pub(super) async fn websocket(State(state): State<SharedState>, RawQuery(query): RawQuery, upgrade: WebSocketUpgrade) -> Result<Response, ApiError> {
+pub(super) async fn websocket(
+    State(state): State<SharedState>,
+    RawQuery(query): RawQuery,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
     let (mut sample_rate_hz, mut endpoint_silence_s, mut rest) = (16_000, None, form_urlencoded::Serializer::new(String::new()));
     for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         let number = |what| ApiError::bad_request("invalid_stream_options", format!("{key} must be {what}, not '{value}'"));
@@ -201,7 +208,10 @@ async fn serve_socket(state: SharedState, socket: WebSocket, stream: Stream, dec
                 Message::Text(text) if serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v["event"] == "end") => break,
                 Message::Text(text) => Err(ApiError::bad_request(
                     "invalid_message",
-                    format!("text frames must be {{\"event\": \"end\"}}, not '{}'; audio goes in binary frames", text.chars().take(64).collect::<String>()),
+                    format!(
+                        "text frames must be {{\"event\": \"end\"}}, not '{}'; audio goes in binary frames",
+                        text.chars().take(64).collect::<String>()
+                    ),
                 )),
                 Message::Close(_) => break,
                 Message::Ping(_) | Message::Pong(_) => continue,

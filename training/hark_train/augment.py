@@ -65,13 +65,15 @@ class FeatureAugment:
 
     def pad(self, x: torch.Tensor, rng: random.Random) -> torch.Tensor:
         """Adds background frames at either edge (each with probability ½):
-        per bin, the utterance's own quiet level (5th percentile) with a little
-        jitter, then takes the mean out again as the feature extractor would."""
+        per bin, below the utterance's quietest frames (its 5th percentile,
+        which in a take trimmed to the speech is still speech) by 0–8 (log
+        power, up to 35 dB) with a little jitter; then takes the mean out
+        again as the feature extractor would."""
         before = rng.randint(1, self.pad_frames) if rng.random() < 0.5 else 0
         after = rng.randint(1, self.pad_frames) if rng.random() < 0.5 else 0
         if not (before or after):
             return x
-        floor = x.quantile(0.05, dim=0)
+        floor = x.quantile(0.05, dim=0) - rng.uniform(0.0, 8.0)
         g = torch.Generator().manual_seed(rng.getrandbits(32))
         background = lambda n: floor + 0.5 * torch.randn(n, x.shape[1], generator=g)
         x = torch.cat([background(before), x, background(after)])
