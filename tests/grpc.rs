@@ -13,7 +13,7 @@ use serde_json::Value;
 
 #[test]
 fn a_python_grpc_client_recognizes_files_and_streams() {
-    let server = HarkServer::start(&[], &[]);
+    let server = HarkServer::start_with_model(&common::shipped_digits_model(), &[], &[]);
     let wav = common::shared_data().join("fsdd/recordings/3_theo_2.wav");
     let mp3 = common::test_audio("formats/3_theo_2.mp3");
     let (samples, spans) = common::takes_with_pauses(&common::four_digits(), 1.0);

@@ -77,7 +77,7 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 #[test]
 fn a_live_stream_gets_partials_while_speaking_and_a_final_per_utterance() {
     // Partials every 0.25 s: FSDD digits last 0.5–0.8 s.
-    let server = HarkServer::start(&["--partial-interval-s", "0.25"], &[]);
+    let server = HarkServer::start_with_model(&common::shipped_digits_model(), &["--partial-interval-s", "0.25"], &[]);
     let (samples, spans) = common::takes_with_pauses(&common::four_digits(), 1.0);
     let url = format!("ws://{}/v1/stream?sample_rate=16000", server.addr());
     let received = block_on(stream(&url, &common::pcm16(&samples), 16_000, true));
@@ -128,7 +128,7 @@ fn a_live_stream_gets_partials_while_speaking_and_a_final_per_utterance() {
 
 #[test]
 fn other_rates_are_resampled_and_bad_streams_get_clear_errors() {
-    let server = HarkServer::start(&[], &[]);
+    let server = HarkServer::start_with_model(&common::shipped_digits_model(), &[], &[]);
     block_on(bad_streams(&server));
 }
 

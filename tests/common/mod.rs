@@ -227,6 +227,13 @@ pub fn pcm16(samples: &[f32]) -> Vec<u8> {
     samples.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect()
 }
 
+/// The shipped digits model, trained with pauses padded around its takes:
+/// streams hear digits with pauses around them, unlike the fixture's model
+/// (trained on takes trimmed to the speech), which the tests of whole takes use.
+pub fn shipped_digits_model() -> PathBuf {
+    repo().join("models/fsdd-digits")
+}
+
 /// Four FSDD test takes of at least half a second, each a different digit.
 pub fn four_digits() -> Vec<(hark::audio::Waveform, String)> {
     let mut chosen: Vec<(hark::audio::Waveform, String)> = Vec::new();

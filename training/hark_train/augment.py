@@ -65,15 +65,17 @@ class FeatureAugment:
 
     def pad(self, x: torch.Tensor, rng: random.Random) -> torch.Tensor:
         """Adds background frames at either edge (each with probability ½):
-        per bin, below the utterance's quietest frames (its 5th percentile,
-        which in a take trimmed to the speech is still speech) by 0–8 (log
-        power, up to 35 dB) with a little jitter; then takes the mean out
-        again as the feature extractor would."""
+        per bin, the utterance's own quiet level (its 5th percentile) with a
+        little jitter; then takes the mean out again as the feature
+        extractor would. (Padding far below that level, 0–35 dB, trained the
+        digits model to 25 % dev WER instead of 11 %.)"""
+        if not self.pad_frames:
+            return x
         before = rng.randint(1, self.pad_frames) if rng.random() < 0.5 else 0
         after = rng.randint(1, self.pad_frames) if rng.random() < 0.5 else 0
         if not (before or after):
             return x
-        floor = x.quantile(0.05, dim=0) - rng.uniform(0.0, 8.0)
+        floor = x.quantile(0.05, dim=0)
         g = torch.Generator().manual_seed(rng.getrandbits(32))
         background = lambda n: floor + 0.5 * torch.randn(n, x.shape[1], generator=g)
         x = torch.cat([background(before), x, background(after)])

@@ -61,7 +61,8 @@ def main(argv=None):
     p.add_argument("--max-frames", type=int, default=20000, help="padded frames per batch (per process)")
     p.add_argument("--eval-every", type=int, default=500, help="steps between dev evaluations")
     p.add_argument("--no-augment", action="store_true", help="no augmentation at all in training")
-    p.add_argument("--no-warp", action="store_true", help="no VTLP or tempo (pause padding and SpecAugment stay)")
+    p.add_argument("--no-warp", action="store_true", help="no VTLP or tempo perturbation")
+    p.add_argument("--no-pad", action="store_true", help="no pause padding around the utterances")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with AVX-512 BF16, GPUs)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--cache-dir", default=os.path.join(os.path.dirname(__file__), "..", "data", "cache"))
@@ -102,8 +103,8 @@ def main(argv=None):
         print(f"train: {len(train_idx)} of {len(train)} utterances, {train.hours():.1f} h; dev: {len(dev)}; "
               f"model {config['layers']}x{config['hidden']} stack {config['stack']}, {params / 1e6:.2f} M parameters, {device}", flush=True)
 
-    no_warp = dict(vtlp=(1.0, 1.0), tempo=(1.0, 1.0)) if args.no_warp else {}
-    augment = None if args.no_augment else FeatureAugment(feature_cfg, config["stack"], **no_warp)
+    switched_off = (dict(vtlp=(1.0, 1.0), tempo=(1.0, 1.0)) if args.no_warp else {}) | (dict(pad_frames=0) if args.no_pad else {})
+    augment = None if args.no_augment else FeatureAugment(feature_cfg, config["stack"], **switched_off)
     ddp = nn.parallel.DistributedDataParallel(model) if distributed else model
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-2)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
