@@ -78,4 +78,13 @@ fn a_python_grpc_client_recognizes_files_and_streams() {
     assert!(right >= 3, "{right} of 4 finals right: {finals:?}");
     assert!(stream.iter().take_while(|r| r["type"] == "PARTIAL").count() >= 1, "no partial before the first final: {stream:?}");
     assert!(stream.last().unwrap()["type"] == "FINAL");
+
+    // Counted in /metrics like the HTTP routes, with the gRPC code as status.
+    let metrics = reqwest::blocking::get(server.url("/metrics")).unwrap().text().unwrap();
+    let count =
+        |route: &str, status: &str| common::metric(&metrics, &format!("hark_requests_total{{route=\"{route}\",status=\"{status}\"}}"));
+    assert_eq!(count("/hark.v1.Recognizer/Recognize", "Ok"), Some(3.0), "{metrics}");
+    assert_eq!(count("/hark.v1.Recognizer/Recognize", "InvalidArgument"), Some(2.0));
+    assert_eq!(count("/hark.v1.Recognizer/StreamingRecognize", "Ok"), Some(1.0));
+    assert_eq!(count("/hark.v1.Recognizer/StreamingRecognize", "InvalidArgument"), Some(1.0));
 }

@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Instant;
 
 use axum::body::Bytes;
 use tokio::net::TcpListener;
@@ -89,9 +90,8 @@ struct Service {
 
 type ResultStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::StreamingRecognizeResponse, Status>> + Send>>;
 
-#[tonic::async_trait]
-impl RecognizerService for Service {
-    async fn recognize(&self, request: Request<pb::RecognizeRequest>) -> Result<Response<pb::RecognizeResponse>, Status> {
+impl Service {
+    async fn recognize_file(&self, request: Request<pb::RecognizeRequest>) -> Result<Response<pb::RecognizeResponse>, Status> {
         let request = request.into_inner();
         let options = decode_options(request.decoding);
         self.state.ready()?.scheduler.check_capacity().map_err(ApiError::from)?;
@@ -107,12 +107,7 @@ impl RecognizerService for Service {
         }))
     }
 
-    type StreamingRecognizeStream = ResultStream;
-
-    async fn streaming_recognize(
-        &self,
-        request: Request<Streaming<pb::StreamingRecognizeRequest>>,
-    ) -> Result<Response<Self::StreamingRecognizeStream>, Status> {
+    async fn open_stream(&self, request: Request<Streaming<pb::StreamingRecognizeRequest>>) -> Result<Response<ResultStream>, Status> {
         use pb::streaming_recognize_request::Request as Message;
         let mut incoming = request.into_inner();
         let Some(Message::Config(config)) = incoming.message().await?.and_then(|m| m.request) else {
@@ -140,7 +135,7 @@ impl RecognizerService for Service {
         Ok(Response::new(Box::pin(results) as ResultStream))
     }
 
-    async fn list_models(&self, _: Request<pb::ListModelsRequest>) -> Result<Response<pb::ListModelsResponse>, Status> {
+    async fn models(&self) -> Result<Response<pb::ListModelsResponse>, Status> {
         let recognizer = self.state.recognizer()?;
         let (model, config) = (recognizer.model(), recognizer.model().config());
         Ok(Response::new(pb::ListModelsResponse {
@@ -152,6 +147,39 @@ impl RecognizerService for Service {
                 sample_rate_hz: crate::audio::SAMPLE_RATE_HZ,
             }],
         }))
+    }
+
+    /// Counts and times a call as the HTTP routes are (`hark_requests_total`
+    /// with route `/hark.v1.Recognizer/<method>` and the gRPC code as status;
+    /// for a stream, until it is open).
+    async fn observe<T>(&self, method: &str, call: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
+        let started = Instant::now();
+        let result = call.await;
+        let route = format!("/hark.v1.Recognizer/{method}");
+        let code = format!("{:?}", result.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok));
+        self.state.metrics.requests.with_label_values(&[route.as_str(), code.as_str()]).inc();
+        self.state.metrics.request_seconds.with_label_values(&[route.as_str()]).observe(started.elapsed().as_secs_f64());
+        result
+    }
+}
+
+#[tonic::async_trait]
+impl RecognizerService for Service {
+    async fn recognize(&self, request: Request<pb::RecognizeRequest>) -> Result<Response<pb::RecognizeResponse>, Status> {
+        self.observe("Recognize", self.recognize_file(request)).await
+    }
+
+    type StreamingRecognizeStream = ResultStream;
+
+    async fn streaming_recognize(
+        &self,
+        request: Request<Streaming<pb::StreamingRecognizeRequest>>,
+    ) -> Result<Response<Self::StreamingRecognizeStream>, Status> {
+        self.observe("StreamingRecognize", self.open_stream(request)).await
+    }
+
+    async fn list_models(&self, _: Request<pb::ListModelsRequest>) -> Result<Response<pb::ListModelsResponse>, Status> {
+        self.observe("ListModels", self.models()).await
     }
 }
 

@@ -176,11 +176,7 @@ impl Server {
         let http = axum::serve(listener, router(self.state.clone())).with_graceful_shutdown(signal);
         let serving = async move {
             match grpc {
-                Some(grpc) => {
-                    let (http, grpc) = tokio::join!(http, grpc);
-                    grpc.map_err(std::io::Error::other)?;
-                    http
-                }
+                Some(grpc) => tokio::try_join!(http, async { grpc.await.map_err(std::io::Error::other) }).map(|((), ())| ()),
                 None => http.await,
             }
         };
