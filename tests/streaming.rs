@@ -70,6 +70,49 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
+/// What a stream cost: each partial's latency (from when the audio it
+/// covers had been sent), each utterance's final latency from the end of
+/// its speech (the endpoint pause included), and the network's work for
+/// partials and finals over the finals' alone.
+struct Cost {
+    partials: Vec<f64>,
+    finals: Vec<f64>,
+    work: f64,
+}
+
+impl Cost {
+    fn of(received: &Received, spans: &[(f64, f64, String)]) -> Self {
+        let (finals, partials) = (of_type(received, "final"), of_type(received, "partial"));
+        let seconds = |results: &[&(f64, Value)]| -> f64 {
+            results.iter().map(|(_, r)| r["end"].as_f64().unwrap() - r["start"].as_f64().unwrap()).sum()
+        };
+        let final_latency = |(_, end, _): &(f64, f64, String)| {
+            let (t, _) = finals.iter().find(|(_, f)| f["end"].as_f64().unwrap() >= end - 0.2).expect("a final at each utterance's end");
+            t - sent_at(&received.sent, *end)
+        };
+        Self {
+            partials: partials.iter().map(|(t, p)| t - sent_at(&received.sent, p["end"].as_f64().unwrap())).collect(),
+            finals: spans.iter().map(final_latency).collect(),
+            work: (seconds(&partials) + seconds(&finals)) / seconds(&finals),
+        }
+    }
+}
+
+impl std::fmt::Display for Cost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} partials, latency median {:.0} ms, max {:.0} ms; finals {:.0?} ms after their speech ended (the endpoint pause \
+             included); network ran {:.1}× the audio of the finals",
+            self.partials.len(),
+            1000.0 * median(self.partials.clone()),
+            1000.0 * self.partials.iter().cloned().fold(0.0, f64::max),
+            self.finals.iter().map(|s| 1000.0 * s).collect::<Vec<_>>(),
+            self.work,
+        )
+    }
+}
+
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(future)
 }
@@ -107,23 +150,7 @@ fn a_live_stream_gets_partials_while_speaking_and_a_final_per_utterance() {
     println!("truth:  {:?}", spans.iter().map(|s| s.2.as_str()).collect::<Vec<_>>());
     assert!(right >= 3, "{right} of 4 finals right");
 
-    // Latency: from when the audio a result covers had been sent to when
-    // the result arrived; finals measured from the end of the speech, so
-    // they include the endpoint pause.
-    let partial_latency: Vec<f64> = partials.iter().map(|(t, p)| t - sent_at(&received.sent, p["end"].as_f64().unwrap())).collect();
-    let final_latency: Vec<f64> = finals.iter().zip(&spans).map(|((t, _), (_, end, _))| t - sent_at(&received.sent, *end)).collect();
-    let partial_audio: f64 = partials.iter().map(|(_, p)| p["end"].as_f64().unwrap() - p["start"].as_f64().unwrap()).sum();
-    let final_audio: f64 = finals.iter().map(|(_, f)| f["end"].as_f64().unwrap() - f["start"].as_f64().unwrap()).sum();
-    println!(
-        "{} partials, latency median {:.0} ms, max {:.0} ms; finals after the end of speech: median {:.0} ms, max {:.0} ms; \
-         audio run through the network: partials {partial_audio:.1} s + finals {final_audio:.1} s ({:.1}× the finals alone)",
-        partials.len(),
-        1000.0 * median(partial_latency.clone()),
-        1000.0 * partial_latency.iter().cloned().fold(0.0, f64::max),
-        1000.0 * median(final_latency.clone()),
-        1000.0 * final_latency.iter().cloned().fold(0.0, f64::max),
-        (partial_audio + final_audio) / final_audio,
-    );
+    println!("{}", Cost::of(&received, &spans));
 }
 
 #[test]
@@ -214,27 +241,9 @@ fn english_speech_streams_with_partials_every_half_second() {
         reqwest::blocking::Client::new().post(server.url("/v1/transcribe")).body(common::wav_16k(&samples)).send().unwrap().json().unwrap();
     let whole_words: Vec<String> = whole["text"].as_str().unwrap().split_whitespace().map(String::from).collect();
     let wer = |hypothesis: &[String]| 100.0 * hark::eval::edit_distance(&reference, hypothesis) as f64 / reference.len() as f64;
-    let partial_latency: Vec<f64> = partials.iter().map(|(t, p)| t - sent_at(&received.sent, p["end"].as_f64().unwrap())).collect();
-    // From the end of each sentence's speech to the final that ends there.
-    let final_latency: Vec<f64> = spans
-        .iter()
-        .map(|(_, end, _)| {
-            let (t, _) = finals.iter().find(|(_, f)| f["end"].as_f64().unwrap() >= end - 0.2).expect("a final at each sentence's end");
-            t - sent_at(&received.sent, *end)
-        })
-        .collect();
-    let partial_audio: f64 = partials.iter().map(|(_, p)| p["end"].as_f64().unwrap() - p["start"].as_f64().unwrap()).sum();
-    let final_audio: f64 = finals.iter().map(|(_, f)| f["end"].as_f64().unwrap() - f["start"].as_f64().unwrap()).sum();
     println!(
-        "{speech_s:.1} s of speech: {} partials, latency median {:.0} ms, max {:.0} ms; {} finals, the last of each sentence \
-         {:.0?} ms after its speech ended (the endpoint pause included); network ran {:.1}× the audio of the finals; \
-         WER streamed {:.1} %, whole file {:.1} %",
-        partials.len(),
-        1000.0 * median(partial_latency.clone()),
-        1000.0 * partial_latency.iter().cloned().fold(0.0, f64::max),
-        finals.len(),
-        final_latency.iter().map(|s| 1000.0 * s).collect::<Vec<_>>(),
-        (partial_audio + final_audio) / final_audio,
+        "{speech_s:.1} s of speech: {}; WER streamed {:.1} %, whole file {:.1} %",
+        Cost::of(&received, &spans),
         wer(&streamed),
         wer(&whole_words),
     );

@@ -37,9 +37,10 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
+use crate::ctc::CtcDecoder;
 use crate::metrics::{Held, Metrics};
-use crate::recognizer::{DecodeOptions, Recognizer, DEFAULT_WINDOW_S};
-use crate::scheduler::{Scheduler, SchedulerConfig};
+use crate::recognizer::{DecodeOptions, Piece, Recognizer, DEFAULT_WINDOW_S};
+use crate::scheduler::{Admission, Scheduler, SchedulerConfig};
 use crate::stream::StreamConfig;
 use crate::transcript::{SegmentRules, Transcript};
 pub use error::ApiError;
@@ -338,10 +339,7 @@ async fn recognize(state: &AppState, audio: axum::body::Bytes, options: &DecodeO
             Some(admission) => admission,
             None => scheduler.admit(duration_s)?,
         };
-        let starts: Vec<f64> = pieces.iter().map(|p| p.start_s).collect();
-        let log_probs = admission.log_probs(pieces.into_iter().map(|p| p.features).collect()).await?;
-        let worker = recognizer.clone();
-        blocking(move || worker.decode_pieces(starts.into_iter().zip(log_probs).collect(), duration_s, decoder.as_ref())).await
+        recognize_pieces(recognizer, admission, pieces, duration_s, decoder.into()).await
     };
     let timeout = state.config.request_timeout;
     let transcript = tokio::time::timeout(timeout, work).await.map_err(|_| ApiError::timed_out(timeout))??;
@@ -350,6 +348,21 @@ async fn recognize(state: &AppState, audio: axum::body::Bytes, options: &DecodeO
         state.metrics.real_time_factor.observe(started.elapsed().as_secs_f64() / transcript.duration_s);
     }
     Ok((transcript, recognizer.clone()))
+}
+
+/// A recording's pieces through the network (batched by the scheduler, in
+/// the room `admission` holds), then CTC decoding on the blocking pool.
+async fn recognize_pieces(
+    recognizer: &Arc<Recognizer>,
+    admission: Admission<'_>,
+    pieces: Vec<Piece>,
+    duration_s: f64,
+    decoder: Arc<dyn CtcDecoder>,
+) -> Result<Transcript, ApiError> {
+    let starts: Vec<f64> = pieces.iter().map(|p| p.start_s).collect();
+    let log_probs = admission.log_probs(pieces.into_iter().map(|p| p.features).collect()).await?;
+    let worker = recognizer.clone();
+    blocking(move || worker.decode_pieces(starts.into_iter().zip(log_probs).collect(), duration_s, decoder.as_ref())).await
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {

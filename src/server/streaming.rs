@@ -23,9 +23,9 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::{blocking, decode_options, ApiError, AppState, Ready, SharedState};
+use super::{blocking, decode_options, recognize_pieces, ApiError, AppState, Ready, SharedState};
 use crate::ctc::CtcDecoder;
-use crate::recognizer::DecodeOptions;
+use crate::recognizer::{DecodeOptions, Piece};
 use crate::stream::{ResultKind, Stream, StreamError, Utterance};
 use crate::transcript::Word;
 
@@ -149,12 +149,7 @@ async fn recognize(state: &AppState, utterance: Utterance, decoder: Arc<dyn CtcD
     };
     let worker = recognizer.clone();
     let features = blocking(move || worker.features(&waveform)).await?;
-    let log_probs = admission.log_probs(vec![features]).await?;
-    let worker = recognizer.clone();
-    let transcript = blocking(move || {
-        worker.decode_pieces(vec![(start_s, log_probs.into_iter().next().expect("one piece"))], duration_s, decoder.as_ref())
-    })
-    .await?;
+    let transcript = recognize_pieces(recognizer, admission, vec![Piece { start_s, features }], duration_s, decoder).await?;
     if kind == ResultKind::Final {
         state.metrics.audio_seconds.inc_by(duration_s);
     }
