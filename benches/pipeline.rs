@@ -3,7 +3,8 @@
 //! (3×320; hark's fused loop, candle-nn's op-by-op LSTM, and a batch of 16
 //! five-second clips), greedy CTC, and
 //! the beam search (with and without the default 3-gram LM) on the English
-//! model's output for 9.7 s of real speech.
+//! model's output for 9.7 s of real speech; a live stream's endpointer over
+//! a minute of it.
 //!
 //!     cargo bench --bench pipeline
 
@@ -14,6 +15,7 @@ use hark::features::{Fbank, FbankOptions};
 use hark::model::reference::ReferenceModel;
 use hark::model::{AcousticModel, ModelFiles};
 use hark::recognizer::{DecodeOptions, DecoderKind, Recognizer};
+use hark::vad::Endpointer;
 
 /// 10 s of a 22.05 kHz 16-bit WAV: a tone sweep under noise.
 fn ten_seconds_wav() -> Vec<u8> {
@@ -55,7 +57,16 @@ fn pipeline(c: &mut Criterion) {
 
     let english = Recognizer::load(Some(&root.join("models/hark-en")), limits, None).unwrap();
     let speech = std::fs::read(root.join("../shared/data/ljspeech-dev/LJ001-0001.wav")).unwrap();
-    let speech_log_probs = english.log_probs(&decode(&speech, &limits).unwrap()).unwrap();
+    let speech = decode(&speech, &limits).unwrap();
+    let speech_log_probs = english.log_probs(&speech).unwrap();
+    // A live stream's endpointing: a minute of speech in 100 ms chunks.
+    let minute: Vec<f32> = speech.samples().iter().copied().cycle().take(60 * 16_000).collect();
+    c.bench_function("endpointer 60 s speech, 100 ms chunks", |b| {
+        b.iter(|| {
+            let mut endpointer = Endpointer::new(0.6);
+            minute.chunks(1600).map(|chunk| endpointer.push(chunk).len()).sum::<usize>()
+        })
+    });
     for (name, options) in [
         ("ctc beam 64 + 3-gram LM, 9.7 s speech", DecodeOptions::default()),
         (

@@ -43,10 +43,13 @@ fn silence_threshold_db(levels: &[f32]) -> f32 {
     if levels.is_empty() {
         return f32::NEG_INFINITY;
     }
-    let mut sorted = levels.to_vec();
-    sorted.sort_by(f32::total_cmp);
-    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q) as usize];
-    let (floor, speech) = (at(0.03), at(0.9));
+    // Two selections, not a sort: a live stream asks again every 100 ms
+    // over up to a minute of levels.
+    let mut levels = levels.to_vec();
+    let at = |q: f64| ((levels.len() - 1) as f64 * q) as usize;
+    let (low, high) = (at(0.03), at(0.9));
+    let (below, &mut speech, _) = levels.select_nth_unstable_by(high, f32::total_cmp);
+    let floor = if low == high { speech } else { *below.select_nth_unstable_by(low, f32::total_cmp).1 };
     if speech - floor < MIN_RANGE_DB {
         // No quiet stretch stands out: only near-silence counts as a pause.
         return QUIET_DB;
@@ -128,10 +131,16 @@ pub struct Endpointer {
     trailing_silent: usize,
     /// The first frame of speech in the utterance in progress.
     onset: Option<usize>,
+    /// The pause threshold, refreshed every [`THRESHOLD_REFRESH_FRAMES`].
+    threshold: f32,
 }
 
 /// How many frames of history set the threshold.
 const HISTORY_FRAMES: usize = 6000;
+/// How often the threshold follows the history: every 100 ms, since a
+/// minute of levels moves it slowly, and working it out every 10 ms frame
+/// cost a stream more than a millisecond per second of audio.
+const THRESHOLD_REFRESH_FRAMES: usize = 10;
 
 impl Endpointer {
     pub fn new(silence_s: f64) -> Self {
@@ -142,6 +151,7 @@ impl Endpointer {
             frames: 0,
             trailing_silent: 0,
             onset: None,
+            threshold: QUIET_DB,
         }
     }
 
@@ -161,9 +171,11 @@ impl Endpointer {
             }
             // Until a second has been heard only near-silence counts as a
             // pause; then the stream's own levels decide.
-            let threshold = if self.history.len() < 100 { QUIET_DB } else { silence_threshold_db(&self.history) };
+            if self.history.len() >= 100 && self.frames.is_multiple_of(THRESHOLD_REFRESH_FRAMES) {
+                self.threshold = silence_threshold_db(&self.history);
+            }
             self.frames += 1;
-            if level < threshold {
+            if level < self.threshold {
                 self.trailing_silent += 1;
             } else {
                 self.trailing_silent = 0;
