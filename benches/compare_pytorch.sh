@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x training/.venv/bin/python ] || training/setup.sh
-cargo bench --quiet --bench pipeline --no-run 2>/dev/null
+cargo bench --quiet --bench pipeline --no-run
 both() {
     cargo bench --quiet --bench pipeline -- "bilstm 3x320 10 s, fused" 2>&1 \
         | sed -n 's/^ *time: *\[\(.*\)\]/hark loop, 10 s, 2 threads: \1 (criterion low, median, high)/p'
