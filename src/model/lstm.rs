@@ -3,24 +3,29 @@
 //! candle-nn's LSTM slices the input and issues about fifteen small tensor
 //! ops per step (319 ms for 10 s of audio through a 3×320 network here);
 //! the arithmetic is a fraction of that. This loop does what is left:
-//! - the input projections of every step of every sequence in one matrix
-//!   product (the matrixmultiply crate: 58–63 GFLOP/s on these shapes here,
-//!   against 47–53 for the gemm crate that candle uses);
+//! - the input projections of every step of every sequence in one product,
+//!   before the recurrence;
 //! - per step, only the recurrent product `W_hh · h` and the gate math,
 //!   fused into one pass over buffers allocated once per run;
 //! - a batch advances all its sequences together, longest first, so the
 //!   recurrent weights are read once per step for the whole batch;
-//! - `W_hh` stays in f16, as stored in the model file: half the bytes to
-//!   bring in at every step (f32 weights ran slower here), and since the
-//!   stored values are f16 the arithmetic (in f32) is unchanged;
-//! - `W_hh` is laid out in blocks of 16 gates, each block's rows one after
-//!   another, so that the recurrent product reads it front to back in a few
-//!   sequential streams the prefetcher follows, not 128 bytes at a time with
-//!   a 2.5 KB stride (19 ms instead of 27 ms per direction of a 3×320
-//!   network over 10 s here).
+//! - the weights stay in f16, as stored in the model file: half the bytes
+//!   to bring in (f32 weights ran slower here), and since the stored values
+//!   are f16 the arithmetic (in f32) is unchanged;
+//! - both products use one kernel over one layout ([`Blocked`]): weights in
+//!   blocks of 16 outputs, each block's columns one after another, read
+//!   front to back in a few sequential streams the prefetcher follows (19 ms
+//!   instead of 27 ms for the recurrent products of one direction of a 3×320
+//!   network over 10 s here, against 128 bytes at a time with a 2.5 KB
+//!   stride), up to six input rows per pass so that each weight, loaded and
+//!   widened once, feeds several FMAs. On the input projections' shapes
+//!   that ran at 59–65 GFLOP/s (best runs 84–88) here, against 53–62 (best
+//!   65–69) for the matrixmultiply crate, which packs both operands at every
+//!   call, and 90 for FMAs alone; a batch of 16 × 5 s through the network
+//!   took 326–338 ms instead of 367 (`cargo bench --bench pipeline`).
 //!
-//! On x86-64 with AVX2, FMA and F16C (checked at run time) the recurrent
-//! product is explicit SIMD; elsewhere a portable loop does the same sums.
+//! On x86-64 with AVX2, FMA and F16C (checked at run time) the kernel is
+//! explicit SIMD; elsewhere a portable loop does the same sums.
 
 use half::f16;
 
@@ -60,7 +65,7 @@ impl Packed {
     }
 }
 
-/// Which recurrent kernel runs; chosen once, when the model loads.
+/// Which kernel runs the products; chosen once, when the model loads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kernel {
     Portable,
@@ -70,7 +75,8 @@ pub(super) enum Kernel {
 
 impl Kernel {
     /// The fastest kernel this CPU runs for `hidden` units (the SIMD one
-    /// works in blocks of 64 gates, so it needs `hidden` a multiple of 16).
+    /// works in passes of up to 64 outputs, so it needs the 4·`hidden`
+    /// gates a multiple of 64).
     pub(super) fn detect(hidden: usize) -> Self {
         #[cfg(target_arch = "x86_64")]
         if hidden.is_multiple_of(16)
@@ -84,15 +90,18 @@ impl Kernel {
         Kernel::Portable
     }
 
-    /// `gates[rows[k]] += W_hh · h[k]` for each running sequence `k`: the
-    /// gates accumulate in place, in the rows the input projections filled.
-    fn recurrent(self, w_hh: &[f16], h: &[f32], gates: &mut [f32], rows: &[usize], hidden: usize) {
+    /// `out[rows[k]] += W · x[k]` for each input row `k`: the outputs
+    /// accumulate in place (rows of `w.outputs` values), in rows that need
+    /// not be consecutive.
+    fn product(self, w: &Blocked, x: &[f32], out: &mut [f32], rows: &[usize]) {
+        assert!(x.len() >= rows.len() * w.inputs && rows.iter().all(|&r| (r + 1) * w.outputs <= out.len()));
         match self {
-            Kernel::Portable => recurrent_portable(w_hh, h, gates, rows, hidden),
+            Kernel::Portable => product_portable(w, x, out, rows),
             // SAFETY: `detect` chose this kernel only after checking that the
-            // CPU has the features and that `hidden` fits its blocks.
+            // CPU has the features and that the outputs fit its passes; the
+            // assert above keeps every row in bounds.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { avx2::recurrent(w_hh, h, gates, rows, hidden) },
+            Kernel::Avx2 => unsafe { avx2::product(w, x, out, rows) },
         }
     }
 
@@ -108,29 +117,58 @@ impl Kernel {
     }
 }
 
+/// Outputs per block of a [`Blocked`] matrix: two AVX2 vectors.
+const BLOCK: usize = 16;
+
+/// A weight matrix (PyTorch's `outputs × inputs`, row-major) laid out for
+/// the kernels, in f16: blocks of [`BLOCK`] outputs (the last padded with
+/// zeros), each block input by input. Element `(b · inputs + j) · BLOCK + i`
+/// is what input `j` adds to output `b · BLOCK + i`. Models are exported in
+/// f16, so this loses nothing; weights stored in f32 are rounded to f16.
+pub(super) struct Blocked {
+    w: Vec<f16>,
+    inputs: usize,
+    outputs: usize,
+}
+
+impl Blocked {
+    fn new(w: &[f32], outputs: usize) -> Self {
+        let inputs = w.len() / outputs;
+        let mut blocked = vec![f16::ZERO; outputs.div_ceil(BLOCK) * inputs * BLOCK];
+        for (o, row) in w.chunks_exact(inputs).enumerate() {
+            let (b, i) = (o / BLOCK, o % BLOCK);
+            for (j, &v) in row.iter().enumerate() {
+                blocked[(b * inputs + j) * BLOCK + i] = f16::from_f32(v);
+            }
+        }
+        Self { w: blocked, inputs, outputs }
+    }
+
+    /// The weight from input `j` to output `o`.
+    #[cfg(test)]
+    fn get(&self, o: usize, j: usize) -> f32 {
+        self.w[(o / BLOCK * self.inputs + j) * BLOCK + o % BLOCK].to_f32()
+    }
+}
+
 /// One direction of one LSTM layer, laid out for the loop.
 pub(super) struct LstmDirection {
-    /// Input weights transposed (input × 4H), for one product over all steps.
-    w_ih_t: Vec<f32>,
+    /// Input weights (4H × input; PyTorch's gate order: i, f, g, o).
+    w_ih: Blocked,
     /// `b_ih + b_hh`, folded once.
     bias: Vec<f32>,
-    /// Recurrent weights in blocks of [`GATE_BLOCK`] gates (PyTorch's gate
-    /// order: i, f, g, o; the last block padded with zeros): element
-    /// `(b · H + j) · GATE_BLOCK + i` is what `h[j]` adds to gate
-    /// `b · GATE_BLOCK + i`.
-    w_hh: Vec<f16>,
+    /// Recurrent weights (4H × H).
+    w_hh: Blocked,
     hidden: usize,
 }
 
 impl LstmDirection {
     /// From PyTorch's layout: `w_ih` 4H × input, `w_hh` 4H × H, row-major.
     pub(super) fn new(w_ih: &[f32], w_hh: &[f32], b_ih: &[f32], b_hh: &[f32], hidden: usize) -> Self {
-        let gates = 4 * hidden;
-        let input = w_ih.len() / gates;
         Self {
-            w_ih_t: transpose(w_ih, gates, input),
+            w_ih: Blocked::new(w_ih, 4 * hidden),
             bias: b_ih.iter().zip(b_hh).map(|(a, b)| a + b).collect(),
-            w_hh: gate_blocks(w_hh, hidden),
+            w_hh: Blocked::new(w_hh, 4 * hidden),
             hidden,
         }
     }
@@ -143,13 +181,13 @@ impl LstmDirection {
     /// returns the hidden states (rows × H) in time order.
     pub(super) fn run(&self, x: &[f32], packed: &Packed, reverse: bool, kernel: Kernel) -> Vec<f32> {
         let h_dim = self.hidden;
-        let g_dim = 4 * h_dim;
         let rows = packed.rows();
-        let mut gates_x = Vec::with_capacity(rows * g_dim);
+        let mut gates_x = Vec::with_capacity(rows * 4 * h_dim);
         for _ in 0..rows {
             gates_x.extend_from_slice(&self.bias);
         }
-        matmul_acc(x, rows, self.w_ih_t.len() / g_dim, &self.w_ih_t, g_dim, &mut gates_x);
+        let all_rows: Vec<usize> = (0..rows).collect();
+        kernel.product(&self.w_ih, x, &mut gates_x, &all_rows);
 
         let batch = packed.lengths.len();
         let mut h = vec![0f32; batch * h_dim];
@@ -164,7 +202,7 @@ impl LstmDirection {
             }
             step_rows.clear();
             step_rows.extend((0..running).map(|k| packed.offset(k) + if reverse { packed.length(k) - 1 - s } else { s }));
-            kernel.recurrent(&self.w_hh, &h, &mut gates_x, &step_rows, h_dim);
+            kernel.product(&self.w_hh, &h, &mut gates_x, &step_rows);
             kernel.cell(&gates_x, &step_rows, &mut c, &mut h, h_dim);
             for (k, &r) in step_rows.iter().enumerate() {
                 out[r * h_dim..(r + 1) * h_dim].copy_from_slice(&h[k * h_dim..(k + 1) * h_dim]);
@@ -174,7 +212,8 @@ impl LstmDirection {
     }
 }
 
-/// `out += x · w` for `x` rows × k and `w` k × n, all row-major.
+/// `out += x · w` for `x` rows × k and `w` k × n, all row-major: the output
+/// layer, whose few outputs (the vocabulary) do not fill the kernel's passes.
 pub(super) fn matmul_acc(x: &[f32], rows: usize, k: usize, w: &[f32], n: usize, out: &mut [f32]) {
     assert!(x.len() >= rows * k && w.len() == k * n && out.len() == rows * n);
     if rows == 0 {
@@ -184,24 +223,6 @@ pub(super) fn matmul_acc(x: &[f32], rows: usize, k: usize, w: &[f32], n: usize, 
     unsafe {
         matrixmultiply::sgemm(rows, k, n, 1.0, x.as_ptr(), k as isize, 1, w.as_ptr(), n as isize, 1, 1.0, out.as_mut_ptr(), n as isize, 1);
     }
-}
-
-/// Gates per block of the recurrent weights: two AVX2 vectors.
-const GATE_BLOCK: usize = 16;
-
-/// PyTorch's `w_hh` (4H × H, row-major) in blocks of [`GATE_BLOCK`] gates,
-/// as [`LstmDirection::w_hh`] describes.
-fn gate_blocks(w_hh: &[f32], hidden: usize) -> Vec<f16> {
-    let gates = 4 * hidden;
-    let blocks = gates.div_ceil(GATE_BLOCK);
-    let mut out = vec![f16::ZERO; blocks * hidden * GATE_BLOCK];
-    for (gate, row) in w_hh.chunks_exact(hidden).enumerate() {
-        let (b, i) = (gate / GATE_BLOCK, gate % GATE_BLOCK);
-        for (j, &w) in row.iter().enumerate() {
-            out[(b * hidden + j) * GATE_BLOCK + i] = f16::from_f32(w);
-        }
-    }
-    out
 }
 
 /// `m` (rows × cols, row-major) transposed.
@@ -215,15 +236,13 @@ pub(super) fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     t
 }
 
-fn recurrent_portable(w_hh: &[f16], h: &[f32], gates: &mut [f32], rows: &[usize], hidden: usize) {
-    let g_dim = 4 * hidden;
-    for (k, &r) in rows.iter().enumerate() {
-        let g = &mut gates[r * g_dim..(r + 1) * g_dim];
-        let h = &h[k * hidden..(k + 1) * hidden];
-        for (block, weights) in g.chunks_mut(GATE_BLOCK).zip(w_hh.chunks_exact(hidden * GATE_BLOCK)) {
-            for (&hj, row) in h.iter().zip(weights.chunks_exact(GATE_BLOCK)) {
-                for (gate, w) in block.iter_mut().zip(row) {
-                    *gate += w.to_f32() * hj;
+fn product_portable(w: &Blocked, x: &[f32], out: &mut [f32], rows: &[usize]) {
+    for (x, &r) in x.chunks_exact(w.inputs).zip(rows) {
+        let out = &mut out[r * w.outputs..(r + 1) * w.outputs];
+        for (block, weights) in out.chunks_mut(BLOCK).zip(w.w.chunks_exact(w.inputs * BLOCK)) {
+            for (&xj, column) in x.iter().zip(weights.chunks_exact(BLOCK)) {
+                for (o, w) in block.iter_mut().zip(column) {
+                    *o += w.to_f32() * xj;
                 }
             }
         }
@@ -276,72 +295,62 @@ fn cell(gates: &[f32], rows: &[usize], c: &mut [f32], h: &mut [f32], hidden: usi
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use half::f16;
+    use super::{Blocked, BLOCK};
 
-    use super::GATE_BLOCK;
-
-    /// `gates[rows[k]] += W_hh · h[k]`, up to six sequences at a time so
-    /// that each weight, loaded and widened once, feeds several FMAs.
+    /// `out[rows[k]] += W · x[k]`, up to six input rows at a time so that
+    /// each weight, loaded and widened once, feeds several FMAs. The caller
+    /// checks the bounds; `w.outputs` must be a multiple of 64.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn recurrent(w_hh: &[f16], h: &[f32], gates: &mut [f32], rows: &[usize], hidden: usize) {
-        let (n, g_dim) = (rows.len(), 4 * hidden);
-        assert!(hidden.is_multiple_of(16) && w_hh.len() == g_dim * hidden);
-        assert!(h.len() >= n * hidden && rows.iter().all(|&r| (r + 1) * g_dim <= gates.len()));
+    pub(super) unsafe fn product(w: &Blocked, x: &[f32], out: &mut [f32], rows: &[usize]) {
+        assert!(w.outputs.is_multiple_of(64));
+        let n = rows.len();
         let mut k = 0;
         while k < n {
             k += match n - k {
-                1 => block::<1, 8>(w_hh, h, gates, rows, k, hidden),
-                2 => block::<2, 4>(w_hh, h, gates, rows, k, hidden),
-                3 => block::<3, 4>(w_hh, h, gates, rows, k, hidden),
-                4 => block::<4, 2>(w_hh, h, gates, rows, k, hidden),
-                5 => block::<5, 2>(w_hh, h, gates, rows, k, hidden),
-                _ => block::<6, 2>(w_hh, h, gates, rows, k, hidden),
+                1 => pass::<1, 8>(w, x, out, rows, k),
+                2 => pass::<2, 4>(w, x, out, rows, k),
+                3 => pass::<3, 4>(w, x, out, rows, k),
+                4 => pass::<4, 2>(w, x, out, rows, k),
+                5 => pass::<5, 2>(w, x, out, rows, k),
+                _ => pass::<6, 2>(w, x, out, rows, k),
             };
         }
     }
 
-    /// Sequences `k0..k0+S`, gates in passes of `8·R` (S·R accumulators,
+    /// Input rows `k0..k0+S`, outputs in passes of `8·R` (S·R accumulators,
     /// at most 12 of the 16 vector registers; `R` even, so a pass covers
-    /// `R/2` whole gate blocks, read as that many sequential streams);
-    /// returns S.
+    /// `R/2` whole blocks, read as that many sequential streams); returns S.
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    unsafe fn block<const S: usize, const R: usize>(
-        w_hh: &[f16],
-        h: &[f32],
-        gates: &mut [f32],
-        rows: &[usize],
-        k0: usize,
-        hidden: usize,
-    ) -> usize {
-        let g_dim = 4 * hidden;
-        let w = w_hh.as_ptr().cast::<u16>();
-        let hp = h.as_ptr().add(k0 * hidden);
-        let gp: [*mut f32; S] = std::array::from_fn(|s| gates.as_mut_ptr().add(rows[k0 + s] * g_dim));
-        for r in (0..g_dim).step_by(8 * R) {
+    unsafe fn pass<const S: usize, const R: usize>(w: &Blocked, x: &[f32], out: &mut [f32], rows: &[usize], k0: usize) -> usize {
+        let (inputs, outputs) = (w.inputs, w.outputs);
+        let wp = w.w.as_ptr().cast::<u16>();
+        let xp = x.as_ptr().add(k0 * inputs);
+        let op: [*mut f32; S] = std::array::from_fn(|s| out.as_mut_ptr().add(rows[k0 + s] * outputs));
+        for r in (0..outputs).step_by(8 * R) {
             let mut acc = [[_mm256_setzero_ps(); R]; S];
             for (s, acc) in acc.iter_mut().enumerate() {
                 for (i, a) in acc.iter_mut().enumerate() {
-                    *a = _mm256_loadu_ps(gp[s].add(r + 8 * i));
+                    *a = _mm256_loadu_ps(op[s].add(r + 8 * i));
                 }
             }
-            // Vector `i` of this pass: half `i % 2` of gate block `r / 16 + i / 2`.
-            let streams: [*const u16; R] = std::array::from_fn(|i| w.add((r + GATE_BLOCK * (i / 2)) * hidden + 8 * (i % 2)));
-            for j in 0..hidden {
+            // Vector `i` of this pass: half `i % 2` of block `r / 16 + i / 2`.
+            let streams: [*const u16; R] = std::array::from_fn(|i| wp.add((r + BLOCK * (i / 2)) * inputs + 8 * (i % 2)));
+            for j in 0..inputs {
                 let mut wv = [_mm256_setzero_ps(); R];
                 for (v, stream) in wv.iter_mut().zip(&streams) {
-                    *v = _mm256_cvtph_ps(_mm_loadu_si128(stream.add(j * GATE_BLOCK).cast()));
+                    *v = _mm256_cvtph_ps(_mm_loadu_si128(stream.add(j * BLOCK).cast()));
                 }
                 for (s, acc) in acc.iter_mut().enumerate() {
-                    let hj = _mm256_set1_ps(*hp.add(s * hidden + j));
+                    let xj = _mm256_set1_ps(*xp.add(s * inputs + j));
                     for (a, v) in acc.iter_mut().zip(&wv) {
-                        *a = _mm256_fmadd_ps(*v, hj, *a);
+                        *a = _mm256_fmadd_ps(*v, xj, *a);
                     }
                 }
             }
             for (s, acc) in acc.iter().enumerate() {
                 for (i, a) in acc.iter().enumerate() {
-                    _mm256_storeu_ps(gp[s].add(r + 8 * i), *a);
+                    _mm256_storeu_ps(op[s].add(r + 8 * i), *a);
                 }
             }
         }
@@ -373,13 +382,19 @@ mod tests {
     fn direction(input: usize, hidden: usize) -> LstmDirection {
         let g = 4 * hidden;
         let round = |v: Vec<f32>| v.into_iter().map(|x| f16::from_f32(x).to_f32()).collect::<Vec<_>>();
-        LstmDirection::new(&values(g * input, 1, 0.3), &round(values(g * hidden, 2, 0.3)), &values(g, 3, 0.1), &values(g, 4, 0.1), hidden)
+        LstmDirection::new(
+            &round(values(g * input, 1, 0.3)),
+            &round(values(g * hidden, 2, 0.3)),
+            &values(g, 3, 0.1),
+            &values(g, 4, 0.1),
+            hidden,
+        )
     }
 
     /// One sequence, one step at a time, in f64 with the standard library's
     /// functions: what the loop must compute.
     fn plain(d: &LstmDirection, x: &[f32], input: usize, reverse: bool) -> Vec<f32> {
-        let (hd, g) = (d.hidden, 4 * d.hidden);
+        let hd = d.hidden;
         let steps = x.len() / input;
         let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
         let (mut h, mut c) = (vec![0f64; hd], vec![0f64; hd]);
@@ -388,10 +403,8 @@ mod tests {
             let t = if reverse { steps - 1 - s } else { s };
             let mut gates: Vec<f64> = d.bias.iter().map(|&b| f64::from(b)).collect();
             for (r, gate) in gates.iter_mut().enumerate() {
-                *gate += (0..input).map(|i| f64::from(x[t * input + i]) * f64::from(d.w_ih_t[i * g + r])).sum::<f64>();
-                *gate += (0..hd)
-                    .map(|j| h[j] * f64::from(d.w_hh[(r / GATE_BLOCK * hd + j) * GATE_BLOCK + r % GATE_BLOCK].to_f32()))
-                    .sum::<f64>();
+                *gate += (0..input).map(|i| f64::from(x[t * input + i]) * f64::from(d.w_ih.get(r, i))).sum::<f64>();
+                *gate += (0..hd).map(|j| h[j] * f64::from(d.w_hh.get(r, j))).sum::<f64>();
             }
             for j in 0..hd {
                 c[j] = sig(gates[hd + j]) * c[j] + sig(gates[j]) * gates[2 * hd + j].tanh();
