@@ -1,5 +1,5 @@
-//! The hot path, stage by stage, on 10 s of audio: WAV decoding with
-//! resampling, the filterbank, the BiLSTM forward pass of the English model
+//! The hot path, stage by stage, on 10 s of audio: WAV decoding (with and
+//! without resampling), the filterbank, the BiLSTM forward pass of the English model
 //! (3×320; hark's fused loop, candle-nn's op-by-op LSTM, and a batch of 16
 //! five-second clips), greedy CTC, and
 //! the beam search (with and without the default 3-gram LM) on the English
@@ -17,9 +17,8 @@ use hark::model::{AcousticModel, ModelFiles};
 use hark::recognizer::{DecodeOptions, DecoderKind, Recognizer};
 use hark::vad::Endpointer;
 
-/// 10 s of a 22.05 kHz 16-bit WAV: a tone sweep under noise.
-fn ten_seconds_wav() -> Vec<u8> {
-    let rate = 22_050u32;
+/// 10 s of a 16-bit WAV at `rate` Hz: a tone sweep under noise.
+fn ten_seconds_wav(rate: u32) -> Vec<u8> {
     let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut cursor = std::io::Cursor::new(Vec::new());
     let mut writer = hound::WavWriter::new(&mut cursor, spec).unwrap();
@@ -36,7 +35,8 @@ fn ten_seconds_wav() -> Vec<u8> {
 
 fn pipeline(c: &mut Criterion) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let wav = ten_seconds_wav();
+    let wav = ten_seconds_wav(22_050);
+    let wav_16k = ten_seconds_wav(16_000);
     let limits = AudioLimits::default();
     let waveform: Waveform = decode(&wav, &limits).unwrap();
     let fbank = Fbank::new(FbankOptions::default()).unwrap();
@@ -49,6 +49,7 @@ fn pipeline(c: &mut Criterion) {
     let batch = vec![&five_seconds; 16];
 
     c.bench_function("decode WAV 10 s 22.05 kHz", |b| b.iter(|| decode(&wav, &limits).unwrap()));
+    c.bench_function("decode WAV 10 s 16 kHz", |b| b.iter(|| decode(&wav_16k, &limits).unwrap()));
     c.bench_function("fbank 10 s", |b| b.iter(|| fbank.compute(&waveform)));
     c.bench_function("bilstm 3x320 10 s, fused", |b| b.iter(|| model.forward(&features)));
     c.bench_function("bilstm 3x320 10 s, candle-nn reference", |b| b.iter(|| reference.forward(&features).unwrap()));

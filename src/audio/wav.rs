@@ -155,6 +155,11 @@ pub(super) fn decode(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, Aud
     let (format, data) = check_header(bytes, limits)?;
 
     let interleaved = match format.tag {
+        // The common case, read straight from the bytes: hound's reader goes
+        // sample by sample through io::Read (2 % of a loaded server's time).
+        WAVE_FORMAT_PCM if format.bits_per_sample == 16 => {
+            bytes[data].chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect()
+        }
         WAVE_FORMAT_MULAW => bytes[data].iter().map(|&b| mulaw_to_linear(b)).collect(),
         WAVE_FORMAT_ALAW => bytes[data].iter().map(|&b| alaw_to_linear(b)).collect(),
         _ => read_with_hound(bytes)?,
