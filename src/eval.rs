@@ -80,6 +80,37 @@ pub fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {
     row[b.len()]
 }
 
+/// For each word of `hypothesis`, whether a minimum-edit alignment with
+/// `reference` matches it to the same reference word.
+pub fn words_right<T: PartialEq>(reference: &[T], hypothesis: &[T]) -> Vec<bool> {
+    let (n, m) = (reference.len(), hypothesis.len());
+    let mut cost = vec![vec![0usize; m + 1]; n + 1];
+    for (i, row) in cost.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=m {
+        cost[0][j] = j;
+    }
+    for i in 1..=n {
+        for j in 1..=m {
+            let substitution = cost[i - 1][j - 1] + usize::from(reference[i - 1] != hypothesis[j - 1]);
+            cost[i][j] = substitution.min(cost[i - 1][j] + 1).min(cost[i][j - 1] + 1);
+        }
+    }
+    let (mut right, mut i, mut j) = (vec![false; m], n, m);
+    while j > 0 {
+        if i > 0 && cost[i][j] == cost[i - 1][j - 1] + usize::from(reference[i - 1] != hypothesis[j - 1]) {
+            right[j - 1] = reference[i - 1] == hypothesis[j - 1];
+            (i, j) = (i - 1, j - 1);
+        } else if i > 0 && cost[i][j] == cost[i - 1][j] + 1 {
+            i -= 1;
+        } else {
+            j -= 1;
+        }
+    }
+    right
+}
+
 /// The outcome for one utterance.
 #[derive(Debug, Clone)]
 pub struct Scored {
@@ -90,19 +121,24 @@ pub struct Scored {
     pub words: usize,
     pub char_errors: usize,
     pub chars: usize,
+    /// Each recognized word's confidence, and whether it is right.
+    pub confidences: Vec<(f32, bool)>,
 }
 
 impl Scored {
-    pub fn new(audio_path: PathBuf, reference: String, hypothesis: String) -> Self {
+    /// `confidences` holds one value per word of `hypothesis` (or none).
+    pub fn new(audio_path: PathBuf, reference: String, hypothesis: String, confidences: &[f32]) -> Self {
         let ref_words: Vec<&str> = reference.split_whitespace().collect();
         let hyp_words: Vec<&str> = hypothesis.split_whitespace().collect();
         let ref_chars: Vec<char> = reference.chars().collect();
         let hyp_chars: Vec<char> = hypothesis.chars().collect();
+        let right = words_right(&ref_words, &hyp_words);
         Self {
             word_errors: edit_distance(&ref_words, &hyp_words),
             words: ref_words.len(),
             char_errors: edit_distance(&ref_chars, &hyp_chars),
             chars: ref_chars.len(),
+            confidences: confidences.iter().copied().zip(right).collect(),
             audio_path,
             reference,
             hypothesis,
@@ -136,6 +172,20 @@ impl Report {
     /// Compute time over audio time (decoding, features, network, CTC).
     pub fn real_time_factor(&self) -> f64 {
         self.compute.as_secs_f64() / self.audio_s.max(1e-9)
+    }
+
+    /// How far word confidences can be trusted: for each bin of confidence
+    /// (lower bounds `edges`, each bin up to the next edge, the last up to
+    /// 1), the number of recognized words in it and how many are right.
+    pub fn reliability(&self, edges: &[f32]) -> Vec<(f32, usize, usize)> {
+        let mut bins: Vec<(f32, usize, usize)> = edges.iter().map(|&e| (e, 0, 0)).collect();
+        for &(confidence, right) in self.utterances.iter().flat_map(|u| &u.confidences) {
+            if let Some(bin) = bins.iter_mut().rev().find(|b| confidence >= b.0) {
+                bin.1 += 1;
+                bin.2 += usize::from(right);
+            }
+        }
+        bins
     }
 
     /// The `n` utterances with the highest WER.
@@ -182,7 +232,8 @@ pub fn evaluate(
             }
         };
         report.audio_s += transcript.duration_s;
-        let scored = Scored::new(u.audio_path.clone(), u.text.clone(), transcript.text);
+        let confidences: Vec<f32> = transcript.words.iter().map(|w| w.confidence).collect();
+        let scored = Scored::new(u.audio_path.clone(), u.text.clone(), transcript.text, &confidences);
         progress(&scored);
         report.utterances.push(scored);
     }
@@ -245,12 +296,22 @@ mod tests {
 
     #[test]
     fn scores_count_words_and_characters() {
-        let s = Scored::new("x.wav".into(), "the cat sat".into(), "the bat sat down".into());
+        let s = Scored::new("x.wav".into(), "the cat sat".into(), "the bat sat down".into(), &[0.95, 0.6, 0.85, 0.3]);
         assert_eq!((s.word_errors, s.words), (2, 3));
+        assert_eq!(s.confidences, [(0.95, true), (0.6, false), (0.85, true), (0.3, false)]);
         assert_eq!((s.char_errors, s.chars), (6, 11));
         let report = Report { utterances: vec![s], audio_s: 2.0, compute: Duration::from_millis(500) };
         assert!((report.wer() - 2.0 / 3.0).abs() < 1e-12);
         assert!((report.real_time_factor() - 0.25).abs() < 1e-12);
+        assert_eq!(report.reliability(&[0.0, 0.5, 0.9]), [(0.0, 1, 0), (0.5, 2, 1), (0.9, 1, 1)]);
+    }
+
+    #[test]
+    fn words_right_follows_a_minimum_edit_alignment() {
+        assert_eq!(words_right(&["a", "b", "c"], &["a", "c"]), [true, true]);
+        assert_eq!(words_right(&["a", "b", "c"], &["x", "a", "b", "y"]), [false, true, true, false]);
+        assert_eq!(words_right::<&str>(&["a"], &[]), [] as [bool; 0]);
+        assert_eq!(words_right(&[] as &[&str], &["a", "b"]), [false, false]);
     }
 
     #[test]

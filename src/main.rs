@@ -140,6 +140,10 @@ enum LmCommand {
         /// n-gram order.
         #[arg(long, default_value_t = 3)]
         order: usize,
+        /// Per order, unigrams first: drop n-grams whose count is at most
+        /// this (e.g. `--prune 0,1,1`); unigrams are never pruned.
+        #[arg(long, value_delimiter = ',')]
+        prune: Vec<u64>,
         /// Where to write the model: ARPA text, or hark's binary form when
         /// the name ends in `.bin`.
         #[arg(short, long)]
@@ -237,7 +241,7 @@ fn main() -> ExitCode {
         }
         Command::Bench(args) => bench(args),
         Command::Healthcheck { addr, ready, timeout_s } => healthcheck(addr, ready, timeout_s),
-        Command::Lm(LmCommand::Build { order, out, text }) => build_lm(order, &out, &text),
+        Command::Lm(LmCommand::Build { order, prune, out, text }) => build_lm(order, &prune, &out, &text),
         Command::Lm(LmCommand::Convert { arpa, out }) => {
             hark::lm::NgramLm::load(&arpa).map_err(|e| e.to_string()).and_then(|lm| write_lm_file(&out, &lm.to_binary()))
         }
@@ -458,6 +462,12 @@ fn eval(model: &ModelArgs, options: &DecodeOptions, worst: usize, cache: Option<
     println!("decoder:    {}", decoder.describe());
     let timed = if matches!(cache, Some(LogProbsCache::Load(_))) { "decoding only" } else { "one stream" };
     println!("RTF:        {:.4} ({timed})", report.real_time_factor());
+    println!("confidence  words  right");
+    let edges = [0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99];
+    for (k, (lower, words, right)) in report.reliability(&edges).into_iter().enumerate() {
+        let upper = edges.get(k + 1).copied().unwrap_or(1.0);
+        println!("{lower:.2}–{upper:.2}   {words:>5}  {:.1}%", 100.0 * right as f64 / words.max(1) as f64);
+    }
     for scored in report.worst(worst) {
         println!(
             "\n{} (WER {:.0}%)\n  ref: {}\n  hyp: {}",
@@ -568,14 +578,15 @@ fn healthcheck(addr: SocketAddr, ready: bool, timeout_s: f64) -> Result<(), Stri
     }
 }
 
-fn build_lm(order: usize, out: &Path, inputs: &[PathBuf]) -> Result<(), String> {
+fn build_lm(order: usize, prune: &[u64], out: &Path, inputs: &[PathBuf]) -> Result<(), String> {
     let started = Instant::now();
     let mut sentences = Vec::new();
     for path in inputs {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         sentences.extend(text.lines().map(hark::text::normalize).filter(|s| !s.is_empty()));
     }
-    let model = KneserNey::estimate(sentences.iter().map(String::as_str), order).map_err(|e| e.to_string())?;
+    let mut model = KneserNey::estimate(sentences.iter().map(String::as_str), order).map_err(|e| e.to_string())?;
+    model.prune(prune);
     if !model.fallback_orders.is_empty() {
         eprintln!("note: too little text for discounts of orders {:?}; used lmplz's fallback (0.5, 1, 1.5)", model.fallback_orders);
     }

@@ -17,7 +17,7 @@ use crate::ctc::hotwords::{self, HotwordError, Hotwords};
 use crate::ctc::{CtcDecoder, GreedyDecoder};
 use crate::features::{Fbank, FeatureConfigError, Features};
 use crate::lm::{LmError, NgramLm, BOS, EOS, UNK};
-use crate::model::{AcousticModel, LogProbs, ModelError, ModelFiles};
+use crate::model::{AcousticModel, LogProbs, ModelError, ModelFiles, DEFAULT_DECODING, DEFAULT_MODEL};
 use crate::transcript::{text_of, Alternative, Transcript, Word};
 use crate::vad;
 
@@ -177,16 +177,24 @@ impl Recognizer {
     pub fn load(dir: Option<&Path>, limits: AudioLimits, lm: Option<&Path>) -> Result<Self, LoadError> {
         let (model, mut decoding) = match dir {
             Some(dir) => (AcousticModel::load_dir(dir)?, read_decoder_config(dir)?),
-            None => (AcousticModel::load(&ModelFiles::embedded_default())?, DecoderConfig::default()),
-        };
-        let lm_path = match lm {
-            Some(path) => {
-                decoding.decoder = DecoderKind::Beam;
-                Some(path.to_path_buf())
+            None => {
+                let path = PathBuf::from(format!("<built-in {DEFAULT_MODEL}>/decoder.json"));
+                let decoding = serde_json::from_slice(DEFAULT_DECODING.0)
+                    .map_err(|e| LoadError::DecoderConfig { path, message: e.to_string() })?;
+                (AcousticModel::load(&ModelFiles::embedded_default())?, decoding)
             }
-            None => decoding.lm.as_ref().zip(dir).map(|(file, dir)| dir.join(file)),
         };
-        let lm = lm_path.as_deref().map(NgramLm::load).transpose()?;
+        let lm = match (lm, dir) {
+            (Some(path), _) => {
+                decoding.decoder = DecoderKind::Beam;
+                Some(NgramLm::load(path)?)
+            }
+            (None, Some(dir)) => decoding.lm.as_ref().map(|file| NgramLm::load(&dir.join(file))).transpose()?,
+            (None, None) => {
+                let path = PathBuf::from(format!("<built-in {DEFAULT_MODEL}>/lm.bin"));
+                decoding.lm.is_some().then(|| NgramLm::from_bytes(DEFAULT_DECODING.1, &path)).transpose()?
+            }
+        };
         Self::new(model, limits, decoding, lm)
     }
 
@@ -379,9 +387,14 @@ mod tests {
     }
 
     #[test]
-    fn the_embedded_default_model_loads() {
+    fn the_embedded_default_model_loads_with_its_decoder_and_language_model() {
         let recognizer = Recognizer::load(None, AudioLimits::default(), None).unwrap();
         assert_eq!(recognizer.model().config().name, crate::model::DEFAULT_MODEL);
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(crate::model::DEFAULT_MODEL);
+        let from_dir = Recognizer::load(Some(&dir), AudioLimits::default(), None).unwrap();
+        assert_eq!(recognizer.decoding, from_dir.decoding);
+        assert_eq!(recognizer.decoding.decoder, DecoderKind::Beam);
+        assert!(recognizer.lm.is_some());
     }
 
     #[test]

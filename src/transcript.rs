@@ -12,7 +12,8 @@ pub struct Word {
     pub start_s: f64,
     #[serde(rename = "end")]
     pub end_s: f64,
-    /// In [0, 1], from the posteriors of the word's frames.
+    /// In [0, 1]: the geometric mean of its letters' posteriors where they were emitted,
+    /// times (in beam search) the share of the final beams that agree on it.
     pub confidence: f32,
 }
 

@@ -70,9 +70,9 @@ fn long_audio_cut_at_pauses_is_recognized_as_well_as_whole() {
         );
         let cut = recognizer.decode_pieces(starts.into_iter().zip(outputs).collect(), speech.duration_s(), &GreedyDecoder);
         assert!(cut.words.windows(2).all(|w| w[0].start_s <= w[1].start_s), "word times run forward across the cuts");
-        whole_errors += Scored::new("whole".into(), text.clone(), whole.text).word_errors;
-        cut_errors += Scored::new("cut".into(), text.clone(), cut.text).word_errors;
-        words += Scored::new("reference".into(), text, String::new()).words;
+        whole_errors += Scored::new("whole".into(), text.clone(), whole.text, &[]).word_errors;
+        cut_errors += Scored::new("cut".into(), text.clone(), cut.text, &[]).word_errors;
+        words += Scored::new("reference".into(), text, String::new(), &[]).words;
     }
     let (whole_wer, cut_wer) = (whole_errors as f64 / words as f64, cut_errors as f64 / words as f64);
     eprintln!("greedy WER over {words} words: whole {:.1} %, cut at pauses {:.1} %", 100.0 * whole_wer, 100.0 * cut_wer);

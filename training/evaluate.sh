@@ -12,9 +12,15 @@ cache=$(mktemp -d)
 trap 'rm -rf "$cache"' EXIT
 hark=target/release/hark
 [ -x "$hark" ] || cargo build --release
+# The multi-digit strings of tests/data/digit-strings.jsonl (same seed), as audio.
+strings=training/data/digit-strings-test
+[ -f $strings/manifest.jsonl ] || training/.venv/bin/python training/digit_strings.py render ../shared/data/fsdd/test.jsonl $strings --count 200 --seed 7
 sets=(
-    "synthetic test (held-out sentences, held-out speaker slt)|training/data/synth/test.jsonl"
+    "Kokoro test (held-out voices af_nicole and bm_fable, held-out sentences)|training/data/shared/kokoro-test.jsonl"
+    "speechocean762 dev speakers (real, 21 speakers)|training/data/shared/speechocean-dev.jsonl"
+    "Speech Commands dev speakers (real, 25 speakers)|training/data/shared/commands-dev.jsonl"
     "FSDD test (real, 6 speakers)|../shared/data/fsdd/test.jsonl"
+    "FSDD digit strings (3–7 test takes of one speaker)|training/data/digit-strings-test/manifest.jsonl"
     "ljspeech-dev (real read speech)|../shared/data/ljspeech-dev/dev.jsonl"
     "librivox-dev (real read speech)|../shared/data/librivox-dev/dev.jsonl"
 )

@@ -12,7 +12,7 @@
 
 use std::fmt::Write as _;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{BOS, EOS, UNK};
 
@@ -183,6 +183,56 @@ impl KneserNey {
         }
     }
 
+    /// Drops the n-grams of order 2 and up whose (adjusted) count is at most
+    /// `thresholds[n - 1]` for order n (lmplz's `--prune`: `[0, 1, 1]` drops
+    /// trigrams seen once and bigrams with one left neighbour), keeping every
+    /// n-gram that is the context or the suffix of a kept longer one. The kept n-grams keep
+    /// their probabilities; each context's back-off weight is then solved
+    /// again so that its distribution still sums to one:
+    /// `bow(h) = (1 − Σ p(w | h)) / (1 − Σ p_lower(w | h′))`, summed over the
+    /// words kept after h (the way SRILM renormalizes a pruned model).
+    /// This is what lets a corpus of tens of millions of words fit a model
+    /// directory: most of its long n-grams are seen once.
+    pub fn prune(&mut self, thresholds: &[u64]) {
+        for n in (1..self.grams.len()).rev() {
+            let threshold = thresholds.get(n).copied().unwrap_or(0);
+            if threshold == 0 {
+                continue;
+            }
+            let (lower, higher) = self.grams.split_at_mut(n + 1);
+            let needed: FxHashSet<&[u32]> =
+                higher.first().map_or_else(Default::default, |h| h.keys().flat_map(|g| [&g[..n + 1], &g[1..]]).collect());
+            lower[n].retain(|gram, entry| entry.count > threshold || needed.contains(&gram[..]));
+        }
+        for n in 1..self.grams.len() {
+            let mut sums: FxHashMap<Box<[u32]>, (f64, f64)> = FxHashMap::default();
+            for (gram, entry) in &self.grams[n] {
+                let lower = self.backed_off_prob(&gram[1..]);
+                let s = sums.entry(gram[..n].into()).or_default();
+                s.0 += entry.prob;
+                s.1 += lower;
+            }
+            self.gammas[n] = sums
+                .into_iter()
+                .map(|(context, (kept, kept_lower))| {
+                    let gamma = (1.0 - kept).max(1e-12) / (1.0 - kept_lower).max(1e-12);
+                    (context, gamma)
+                })
+                .collect();
+        }
+    }
+
+    /// P(last word | the words before it) in the model as it stands, backing
+    /// off through shorter contexts where an n-gram is missing.
+    fn backed_off_prob(&self, gram: &[u32]) -> f64 {
+        let n = gram.len() - 1;
+        if let Some(entry) = self.grams[n].get(gram) {
+            return entry.prob;
+        }
+        let gamma = self.gammas[n].get(&gram[..n]).copied().unwrap_or(1.0);
+        gamma * self.backed_off_prob(&gram[1..])
+    }
+
     /// The model in ARPA format, n-grams sorted by their words.
     pub fn to_arpa(&self) -> String {
         let order = self.grams.len();
@@ -327,6 +377,27 @@ mod tests {
         let lm = NgramLm::from_arpa(&model.to_arpa()).unwrap();
         let vocabulary: Vec<&str> = lm.words().filter(|w| *w != BOS).collect();
         for context in ["", "the", "sat on", "the cat", "a dog"] {
+            let mut state = lm.begin_sentence();
+            for w in context.split_whitespace() {
+                state = lm.score(state, lm.word_id(w)).1;
+            }
+            let total: f64 = vocabulary.iter().map(|w| 10f64.powf(lm.score(state, lm.word_id(w)).0 as f64)).sum();
+            assert!((total - 1.0).abs() < 1e-4, "after '{context}': {total}");
+        }
+    }
+
+    #[test]
+    fn pruning_drops_rare_ngrams_and_keeps_each_context_normalized() {
+        let text = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog", "on the mat sat the cat", "the cat sat"];
+        let full = KneserNey::estimate(text, 3).unwrap();
+        let mut pruned = KneserNey::estimate(text, 3).unwrap();
+        pruned.prune(&[0, 1, 1]);
+        assert!(pruned.grams[2].len() < full.grams[2].len() && pruned.grams[1].len() < full.grams[1].len());
+        assert_eq!(pruned.grams[0].len(), full.grams[0].len(), "unigrams are never pruned");
+        assert!(pruned.grams[2].values().all(|e| e.count > 1));
+        let lm = NgramLm::from_arpa(&pruned.to_arpa()).unwrap();
+        let vocabulary: Vec<&str> = lm.words().filter(|w| *w != BOS).collect();
+        for context in ["", "the", "the cat", "sat on", "a dog", "cat sat"] {
             let mut state = lm.begin_sentence();
             for w in context.split_whitespace() {
                 state = lm.score(state, lm.word_id(w)).1;

@@ -81,10 +81,15 @@ impl NgramLm {
     /// Reads an ARPA file or hark's binary form (told apart by the first bytes).
     pub fn load(path: &Path) -> Result<Self, LmError> {
         let bytes = std::fs::read(path).map_err(|source| LmError::Io { path: path.into(), source })?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Parses a model already in memory; `path` names it in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, LmError> {
         if bytes.starts_with(BINARY_MAGIC) {
-            return Self::from_binary(&bytes).map_err(|message| LmError::Binary { path: path.into(), message });
+            return Self::from_binary(bytes).map_err(|message| LmError::Binary { path: path.into(), message });
         }
-        let text = String::from_utf8_lossy(&bytes);
+        let text = String::from_utf8_lossy(bytes);
         Self::from_arpa(&text).map_err(|(line, message)| LmError::Arpa { path: path.into(), line, message })
     }
 

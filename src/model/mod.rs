@@ -171,7 +171,7 @@ impl ModelFiles<'static> {
 /// The default model's directory under `models/`: the one place it is named.
 macro_rules! default_model_dir {
     () => {
-        "fsdd-digits"
+        "hark-en"
     };
 }
 
@@ -192,6 +192,14 @@ impl ModelFiles<'static> {
         Self { config_json: embed!("config.json"), safetensors: embed!("model.safetensors"), tokens_txt: embed!("tokens.txt") }
     }
 }
+
+/// The default model directory's `decoder.json` and language model
+/// (`lm.bin`), compiled in with its network so that the binary alone decodes
+/// the way the model directory does (beam search with the LM).
+pub const DEFAULT_DECODING: (&[u8], &[u8]) = (
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/", default_model_dir!(), "/decoder.json")),
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/", default_model_dir!(), "/lm.bin")),
+);
 
 struct BiLstmLayer {
     forward: LstmDirection,
