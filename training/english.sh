@@ -28,7 +28,7 @@ shared=../../shared/data
 if [ ! -f data/lm/lm.bin ]; then
     .venv/bin/python -m hark_train.lm_text data/lm/train.txt --corpus "$shared/lm-text/corpus.txt.xz" \
         --manifests data/shared/speechocean-train.jsonl data/shared/commands-train.jsonl
-    ../target/release/hark lm build --order 3 --prune 0,1,2 -o data/lm/lm.bin data/lm/train.txt
+    ../target/release/hark lm build --order 3 --prune 0,2,3 -o data/lm/lm.bin data/lm/train.txt
     cp data/lm/lm.bin ../models/hark-en/lm.bin
 fi
 

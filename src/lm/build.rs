@@ -186,9 +186,9 @@ impl KneserNey {
     /// Drops the n-grams of order 2 and up whose (adjusted) count is at most
     /// `thresholds[n - 1]` for order n (lmplz's `--prune`: `[0, 1, 1]` drops
     /// trigrams seen once and bigrams with one left neighbour), keeping every
-    /// n-gram that is the context or the suffix of a kept longer one. The kept n-grams keep
-    /// their probabilities; each context's back-off weight is then solved
-    /// again so that its distribution still sums to one:
+    /// n-gram that is the context or the suffix of a kept longer one. The
+    /// kept n-grams keep their probabilities; each context's back-off weight
+    /// is then solved again so that its distribution still sums to one:
     /// `bow(h) = (1 − Σ p(w | h)) / (1 − Σ p_lower(w | h′))`, summed over the
     /// words kept after h (the way SRILM renormalizes a pruned model).
     /// This is what lets a corpus of tens of millions of words fit a model
