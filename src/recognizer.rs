@@ -179,8 +179,8 @@ impl Recognizer {
             Some(dir) => (AcousticModel::load_dir(dir)?, read_decoder_config(dir)?),
             None => {
                 let path = PathBuf::from(format!("<built-in {DEFAULT_MODEL}>/decoder.json"));
-                let decoding = serde_json::from_slice(DEFAULT_DECODING.0)
-                    .map_err(|e| LoadError::DecoderConfig { path, message: e.to_string() })?;
+                let decoding =
+                    serde_json::from_slice(DEFAULT_DECODING.0).map_err(|e| LoadError::DecoderConfig { path, message: e.to_string() })?;
                 (AcousticModel::load(&ModelFiles::embedded_default())?, decoding)
             }
         };
