@@ -88,9 +88,7 @@ pub fn words_right<T: PartialEq>(reference: &[T], hypothesis: &[T]) -> Vec<bool>
     for (i, row) in cost.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=m {
-        cost[0][j] = j;
-    }
+    cost[0] = (0..=m).collect();
     for i in 1..=n {
         for j in 1..=m {
             let substitution = cost[i - 1][j - 1] + usize::from(reference[i - 1] != hypothesis[j - 1]);
