@@ -7,7 +7,8 @@
 
 mod common;
 
-use common::{repo, shared_data, HarkServer};
+use common::{repo, shared_data, wav, HarkServer};
+use hark::eval::Scored;
 use reqwest::blocking::Client;
 use serde_json::Value;
 
@@ -15,13 +16,6 @@ use serde_json::Value;
 /// decoder.json and LM (the same files the binary embeds).
 fn english_model() -> std::path::PathBuf {
     repo().join("models/hark-en")
-}
-
-/// Word errors and reference words of one transcript.
-fn errors(reference: &str, hypothesis: &str) -> (usize, usize) {
-    let r: Vec<&str> = reference.split_whitespace().collect();
-    let h: Vec<&str> = hypothesis.split_whitespace().collect();
-    (hark::eval::edit_distance(&r, &h), r.len())
 }
 
 /// WER in percent of `(audio bytes, reference)` pairs sent to /v1/transcribe.
@@ -32,10 +26,9 @@ fn wer(server: &HarkServer, set: &str, audio: impl IntoIterator<Item = (Vec<u8>,
         let response = client.post(server.url("/v1/transcribe")).body(body).send().unwrap();
         assert_eq!(response.status(), 200);
         let json: Value = response.json().unwrap();
-        let hypothesis = json["text"].as_str().unwrap();
-        let (e, n) = errors(&hark::text::normalize(&reference), hypothesis);
-        wrong += e;
-        words += n;
+        let scored = Scored::new(set.into(), reference, json["text"].as_str().unwrap().to_string(), &[]);
+        wrong += scored.word_errors;
+        words += scored.words;
     }
     let wer = 100.0 * wrong as f64 / words as f64;
     eprintln!("{set}: WER {wer:.2} % over {words} words");
@@ -50,23 +43,18 @@ fn manifest(path: &std::path::Path) -> Vec<(Vec<u8>, String)> {
 /// between them, as one 8 kHz WAV.
 fn digit_string(recipe: &Value) -> (Vec<u8>, String) {
     let fsdd = shared_data().join("fsdd");
-    let mut samples: Vec<i16> = Vec::new();
+    let mut samples: Vec<f32> = Vec::new();
     let takes = recipe["takes"].as_array().unwrap();
     for (k, take) in takes.iter().enumerate() {
         let mut reader = hound::WavReader::open(fsdd.join(take.as_str().unwrap())).unwrap();
         assert_eq!(reader.spec().sample_rate, 8000);
         if k > 0 {
             let pause_s = recipe["pauses_s"][k - 1].as_f64().unwrap();
-            samples.resize(samples.len() + (pause_s * 8000.0) as usize, 0);
+            samples.resize(samples.len() + (pause_s * 8000.0) as usize, 0.0);
         }
-        samples.extend(reader.samples::<i16>().map(Result::unwrap));
+        samples.extend(reader.samples::<i16>().map(|s| f32::from(s.unwrap()) / 32767.0));
     }
-    let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let mut cursor = std::io::Cursor::new(Vec::new());
-    let mut writer = hound::WavWriter::new(&mut cursor, spec).unwrap();
-    samples.iter().for_each(|&s| writer.write_sample(s).unwrap());
-    writer.finalize().unwrap();
-    (cursor.into_inner(), recipe["text"].as_str().unwrap().to_string())
+    (wav(&samples, 8000), recipe["text"].as_str().unwrap().to_string())
 }
 
 #[test]

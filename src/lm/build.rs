@@ -194,6 +194,9 @@ impl KneserNey {
     /// This is what lets a corpus of tens of millions of words fit a model
     /// directory: most of its long n-grams are seen once.
     pub fn prune(&mut self, thresholds: &[u64]) {
+        if thresholds.iter().skip(1).all(|&t| t == 0) {
+            return;
+        }
         for n in (1..self.grams.len()).rev() {
             let threshold = thresholds.get(n).copied().unwrap_or(0);
             if threshold == 0 {

@@ -46,7 +46,12 @@ pub fn fsdd_test() -> Vec<(hark::audio::Waveform, String)> {
 
 /// 16 kHz mono PCM16 WAV bytes.
 pub fn wav_16k(samples: &[f32]) -> Vec<u8> {
-    let spec = hound::WavSpec { channels: 1, sample_rate: 16_000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    wav(samples, 16_000)
+}
+
+/// Mono PCM16 WAV bytes at any rate.
+pub fn wav(samples: &[f32], sample_rate_hz: u32) -> Vec<u8> {
+    let spec = hound::WavSpec { channels: 1, sample_rate: sample_rate_hz, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut cursor = std::io::Cursor::new(Vec::new());
     let mut writer = hound::WavWriter::new(&mut cursor, spec).unwrap();
     for &s in samples {
