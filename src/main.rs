@@ -205,6 +205,29 @@ struct ServeArgs {
     /// Connections open at once; further ones wait in the listen backlog.
     #[arg(long, env = "HARK_MAX_CONNECTIONS", default_value_t = ServerConfig::default().max_connections)]
     max_connections: usize,
+    /// A request's headers must arrive within this many seconds, and a
+    /// kept-alive connection idle this long is closed; a request body gets
+    /// it as grace before --min-body-rate counts.
+    #[arg(long, env = "HARK_READ_TIMEOUT_S", default_value_t = ServerConfig::default().read_timeout.as_secs_f64())]
+    read_timeout_s: f64,
+    /// Bytes per second a request body must average after the grace.
+    #[arg(long, env = "HARK_MIN_BODY_RATE", default_value_t = ServerConfig::default().min_body_rate)]
+    min_body_rate: f64,
+    /// Request bodies held in memory at once, over all connections, in bytes.
+    #[arg(long, env = "HARK_MAX_BODY_MEMORY_BYTES", default_value_t = ServerConfig::default().max_body_memory_bytes)]
+    max_body_memory_bytes: usize,
+    /// Live streams (WebSocket and gRPC) open at once.
+    #[arg(long, env = "HARK_MAX_STREAMS", default_value_t = ServerConfig::default().max_streams)]
+    max_streams: usize,
+    /// Live streams open at once from one client address.
+    #[arg(long, env = "HARK_MAX_STREAMS_PER_CLIENT", default_value_t = ServerConfig::default().max_streams_per_client)]
+    max_streams_per_client: usize,
+    /// A live stream that sends no audio for this many seconds is closed.
+    #[arg(long, env = "HARK_STREAM_IDLE_TIMEOUT_S", default_value_t = ServerConfig::default().stream_idle_timeout.as_secs_f64())]
+    stream_idle_timeout_s: f64,
+    /// The largest WebSocket message, in bytes.
+    #[arg(long, env = "HARK_MAX_STREAM_MESSAGE_BYTES", default_value_t = ServerConfig::default().max_stream_message_bytes)]
+    max_stream_message_bytes: usize,
     /// Audio longer than this many seconds is cut at pauses into pieces at
     /// most this long, each recognized on its own.
     #[arg(long, env = "HARK_WINDOW_S", default_value_t = ServerConfig::default().window_s)]
@@ -228,7 +251,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => match args.config() {
+            Ok(config) => serve(args, config),
+            // A configuration error is a usage error, as clap's own are.
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(2);
+            }
+        },
         Command::Transcribe { model, decode: options, json, files } => transcribe(&model, &options, json, &files),
         Command::Decode { out_dir, files } => decode(&out_dir, &files),
         Command::Eval { model, decode: options, worst, save_log_probs, load_log_probs, manifest } => {
@@ -268,24 +298,60 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn serve(args: ServeArgs) -> Result<(), String> {
+impl ServeArgs {
+    /// The service's configuration, every value checked before anything starts.
+    fn config(&self) -> Result<ServerConfig, String> {
+        let seconds = |name: &str, value: f64, min: f64, max: f64| {
+            if (min..=max).contains(&value) {
+                Ok(Duration::from_secs_f64(value))
+            } else {
+                Err(format!("--{name} must be a number of seconds from {min} to {max}, not {value}"))
+            }
+        };
+        let positive = |name: &str, value: usize| if value > 0 { Ok(value) } else { Err(format!("--{name} must be at least 1")) };
+        let max_duration_s = self.model.max_duration_s;
+        seconds("max-duration-s", max_duration_s, 0.1, 86_400.0)?;
+        let config = ServerConfig {
+            api_key: self.api_key.clone().filter(|k| !k.is_empty()),
+            max_body_bytes: positive("max-body-bytes", self.max_body_bytes)?,
+            request_timeout: seconds("request-timeout-s", self.request_timeout_s, 0.001, 86_400.0)?,
+            drain_timeout: seconds("drain-timeout-s", self.drain_timeout_s, 0.0, 3_600.0)?,
+            max_connections: positive("max-connections", self.max_connections)?,
+            read_timeout: seconds("read-timeout-s", self.read_timeout_s, 0.1, 3_600.0)?,
+            min_body_rate: match self.min_body_rate {
+                rate if rate > 0.0 && rate.is_finite() => rate,
+                rate => return Err(format!("--min-body-rate must be a positive number of bytes per second, not {rate}")),
+            },
+            max_body_memory_bytes: positive("max-body-memory-bytes", self.max_body_memory_bytes)?,
+            max_streams: positive("max-streams", self.max_streams)?,
+            max_streams_per_client: positive("max-streams-per-client", self.max_streams_per_client)?,
+            stream_idle_timeout: seconds("stream-idle-timeout-s", self.stream_idle_timeout_s, 1.0, 86_400.0)?,
+            max_stream_message_bytes: positive("max-stream-message-bytes", self.max_stream_message_bytes)?,
+            window_s: seconds("window-s", self.window_s, 1.0, 600.0)?.as_secs_f64(),
+            scheduler: self.scheduler.clone(),
+            stream: StreamConfig {
+                partial_interval_s: seconds("partial-interval-s", self.partial_interval_s, 0.1, 60.0)?.as_secs_f64(),
+                endpoint_silence_s: seconds("endpoint-silence-s", self.endpoint_silence_s, 0.2, 5.0)?.as_secs_f64(),
+                max_utterance_s: self.window_s,
+            },
+            grpc_addr: Some(self.grpc_addr),
+        };
+        if config.max_body_memory_bytes < config.max_body_bytes {
+            return Err("--max-body-memory-bytes must be at least --max-body-bytes, or no upload of the largest size fits".into());
+        }
+        let s = &config.scheduler;
+        positive("workers", s.workers)?;
+        positive("max-batch", s.max_batch)?;
+        if !(s.max_queue_s > 0.0 && s.max_queue_s.is_finite()) {
+            return Err(format!("--max-queue-s must be a positive number of seconds, not {}", s.max_queue_s));
+        }
+        Ok(config)
+    }
+}
+
+fn serve(args: ServeArgs, config: ServerConfig) -> Result<(), String> {
     let runtime = runtime()?;
     runtime.block_on(async move {
-        let config = ServerConfig {
-            api_key: args.api_key.filter(|k| !k.is_empty()),
-            max_body_bytes: args.max_body_bytes,
-            request_timeout: Duration::from_secs_f64(args.request_timeout_s),
-            drain_timeout: Duration::from_secs_f64(args.drain_timeout_s),
-            max_connections: args.max_connections,
-            window_s: args.window_s,
-            scheduler: args.scheduler,
-            stream: StreamConfig {
-                partial_interval_s: args.partial_interval_s,
-                endpoint_silence_s: args.endpoint_silence_s,
-                max_utterance_s: args.window_s,
-            },
-            grpc_addr: Some(args.grpc_addr),
-        };
         let summary = config_summary(&config, args.addr, args.model.max_duration_s);
         let server = Server::bind(args.addr, config).await.map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
         let addr = server.local_addr().map_err(|e| e.to_string())?;

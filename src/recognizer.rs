@@ -224,6 +224,8 @@ impl Recognizer {
             ("word_bonus", options.word_bonus.is_some()),
             ("oov_penalty", options.oov_penalty.is_some()),
         ];
+        let alternatives = options.alternatives.unwrap_or(1);
+        check_range("alternatives", alternatives as f32, 1.0, 20.0)?;
         let wants_beam = beam_only.iter().any(|(_, set)| *set);
         let kind = options.decoder.unwrap_or(if wants_beam { DecoderKind::Beam } else { d.decoder });
         if kind == DecoderKind::Greedy {
@@ -234,8 +236,6 @@ impl Recognizer {
         }
         let beam_size = options.beam_size.unwrap_or(d.beam_size);
         check_range("beam_size", beam_size as f32, 1.0, 256.0)?;
-        let alternatives = options.alternatives.unwrap_or(1);
-        check_range("alternatives", alternatives as f32, 1.0, 20.0)?;
         for (name, value) in [("lm_weight", options.lm_weight), ("word_bonus", options.word_bonus), ("oov_penalty", options.oov_penalty)] {
             if value.is_some() && self.lm.is_none() {
                 return Err(DecodeOptionsError::NeedsLm(name));
@@ -408,6 +408,10 @@ mod tests {
         assert!(matches!(r.decoder(&too_wide).err(), Some(DecodeOptionsError::OutOfRange { name: "beam_size", .. })));
         let no_lm = DecodeOptions { lm_weight: Some(0.5), ..Default::default() };
         assert_eq!(r.decoder(&no_lm).err(), Some(DecodeOptionsError::NeedsLm("lm_weight")));
+        for decoder in [None, Some(DecoderKind::Greedy), Some(DecoderKind::Beam)] {
+            let none = DecodeOptions { decoder, alternatives: Some(0), ..Default::default() };
+            assert!(matches!(r.decoder(&none).err(), Some(DecodeOptionsError::OutOfRange { name: "alternatives", .. })), "{decoder:?}");
+        }
     }
 
     #[test]

@@ -134,12 +134,13 @@ fn the_digits_model_recognizes_the_fsdd_test_takes() {
 #[test]
 fn bad_input_gets_a_clear_error_and_the_server_keeps_serving() {
     let server = HarkServer::start(&["--max-duration-s", "1.0", "--max-body-bytes", "200000"], &[]);
+    // Bytes that start like an MP3 but are not one: a broken file, named.
     let (status, body) = post_wav(&server, "/v1/transcribe", b"ID3\x04\0\0\0\0\0\0 an mp3 file".to_vec());
-    assert_error(status, &body, 415, "unsupported_format");
+    assert_error(status, &body, 400, "malformed_audio");
     assert!(body["error"]["message"].as_str().unwrap().contains("MP3"), "{body}");
 
     let (status, body) = post_wav(&server, "/v1/transcribe", Vec::new());
-    assert_error(status, &body, 415, "unsupported_format");
+    assert_error(status, &body, 422, "no_samples");
 
     let mut truncated = fsdd("1_lucas_2.wav");
     truncated.truncate(truncated.len() / 2);

@@ -17,7 +17,7 @@ use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
 use symphonia::core::meta::MetadataOptions;
 
 use super::resample::StreamResampler;
-use super::{mix_to_mono, sniff, AudioError, AudioLimits, Waveform, SAMPLE_RATE_HZ};
+use super::{check_finite, claimed_container, mix_to_mono, sniff, AudioError, AudioLimits, Waveform, MAX_CHANNELS, SAMPLE_RATE_HZ};
 
 /// Codecs people send that have no pure-Rust decoder, by name.
 fn codec_name(id: AudioCodecId) -> String {
@@ -32,18 +32,77 @@ fn codec_name(id: AudioCodecId) -> String {
     }
 }
 
-pub(super) fn decode(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, AudioError> {
+/// A file's reader positioned at its audio track, with the track's codec
+/// parameters and length as the container states them.
+struct Opened<'a> {
+    reader: Box<dyn symphonia::core::formats::FormatReader + 'a>,
+    container: &'static str,
+    track_id: u32,
+    params: symphonia::core::codecs::audio::AudioCodecParameters,
+    num_frames: Option<u64>,
+}
+
+/// The channel count an AIFF file's COMM chunk declares. Checked before
+/// symphonia sees the file: its AIFF reader computes the frame size in 16
+/// bits and overflows on a header that claims tens of thousands.
+fn aiff_channels(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() < 12 || &bytes[..4] != b"FORM" || !matches!(&bytes[8..12], b"AIFF" | b"AIFC") {
+        return None;
+    }
+    let mut at = 12;
+    while at + 8 <= bytes.len() {
+        let size = u32::from_be_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes")) as usize;
+        if &bytes[at..at + 4] == b"COMM" {
+            return bytes.get(at + 8..at + 10).map(|n| usize::from(u16::from_be_bytes([n[0], n[1]])));
+        }
+        at = at.saturating_add(8).saturating_add(size).saturating_add(size & 1);
+    }
+    None
+}
+
+fn open(bytes: &[u8]) -> Result<Opened<'_>, AudioError> {
+    if let Some(channels) = aiff_channels(bytes).filter(|&n| n > MAX_CHANNELS) {
+        return Err(AudioError::TooManyChannels { channels, max: MAX_CHANNELS });
+    }
     let source = MediaSourceStream::new(Box::new(Cursor::new(bytes)), MediaSourceStreamOptions::default());
-    let mut reader = symphonia::default::get_probe()
+    let reader = symphonia::default::get_probe()
         .probe(&Hint::new(), source, FormatOptions::default(), MetadataOptions::default())
-        .map_err(|_| AudioError::UnknownFormat { detected: sniff(bytes) })?;
+        .map_err(|e| match claimed_container(bytes) {
+            Some(container) => AudioError::Malformed { container, message: format!("it starts like {container} but cannot be read ({e})") },
+            None => AudioError::UnknownFormat { detected: sniff(bytes) },
+        })?;
     let container = reader.format_info().short_name;
-    let malformed = |e: SymphoniaError| AudioError::Malformed { container, message: e.to_string() };
     let track = reader.default_track(TrackType::Audio).ok_or(AudioError::NoSamples { container })?;
-    let track_id = track.id;
+    let (track_id, num_frames) = (track.id, track.num_frames);
     let Some(CodecParameters::Audio(params)) = track.codec_params.clone() else {
         return Err(AudioError::NoSamples { container });
     };
+    if let Some(channels) = params.channels.as_ref().map(|c| c.count()).filter(|&n| n > MAX_CHANNELS) {
+        return Err(AudioError::TooManyChannels { channels, max: MAX_CHANNELS });
+    }
+    Ok(Opened { reader, container, track_id, params, num_frames })
+}
+
+/// The duration the container states, when it states one, checked against
+/// the limit: lets a request be admitted, or refused, before its audio is
+/// decoded.
+pub(super) fn duration_s(bytes: &[u8], limits: &AudioLimits) -> Result<Option<f64>, AudioError> {
+    let opened = open(bytes)?;
+    let Some(rate_hz) = opened.params.sample_rate.filter(|&r| r > 0) else { return Ok(None) };
+    let Some(duration_s) = opened.num_frames.map(|n| n as f64 / f64::from(rate_hz)) else { return Ok(None) };
+    if duration_s > limits.max_duration_s {
+        return Err(AudioError::TooLong { duration_s, max_s: limits.max_duration_s });
+    }
+    Ok(Some(duration_s))
+}
+
+fn is_cut_short(e: &SymphoniaError) -> bool {
+    matches!(e, SymphoniaError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof)
+}
+
+pub(super) fn decode(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, AudioError> {
+    let Opened { mut reader, container, track_id, params, .. } = open(bytes)?;
+    let malformed = |e: SymphoniaError| AudioError::Malformed { container, message: e.to_string() };
     let mut decoder = symphonia::default::get_codecs().make_audio_decoder(&params, &AudioDecoderOptions::default()).map_err(|_| {
         AudioError::UnsupportedCodec {
             container,
@@ -55,8 +114,16 @@ pub(super) fn decode(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, Aud
     let too_long =
         |samples: usize| AudioError::TooLong { duration_s: samples as f64 / f64::from(SAMPLE_RATE_HZ), max_s: limits.max_duration_s };
     let mut resampler: Option<(u32, StreamResampler)> = None;
-    let (mut interleaved, mut samples) = (Vec::new(), Vec::new());
-    while let Some(packet) = reader.next_packet().map_err(malformed)? {
+    let (mut interleaved, mut samples, mut frames) = (Vec::new(), Vec::new(), 0);
+    loop {
+        let packet = match reader.next_packet() {
+            Ok(Some(packet)) => packet,
+            Ok(None) => break,
+            // A file cut short (an upload that stopped, a recorder killed):
+            // what was decoded is kept, as players do.
+            Err(e) if is_cut_short(&e) && resampler.is_some() => break,
+            Err(e) => return Err(malformed(e)),
+        };
         if packet.track_id != track_id {
             continue;
         }
@@ -64,11 +131,15 @@ pub(super) fn decode(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, Aud
             Ok(buffer) => buffer,
             // A corrupt packet is skipped, as players do; the rest still decodes.
             Err(SymphoniaError::DecodeError(_)) => continue,
+            Err(e) if is_cut_short(&e) && resampler.is_some() => break,
             Err(e) => return Err(malformed(e)),
         };
         let (rate_hz, channels) = (buffer.spec().rate(), buffer.spec().channels().count());
         if channels == 0 || buffer.frames() == 0 {
             continue;
+        }
+        if channels > MAX_CHANNELS {
+            return Err(AudioError::TooManyChannels { channels, max: MAX_CHANNELS });
         }
         let resampler = match &mut resampler {
             Some((rate, resampler)) if *rate == rate_hz => resampler,
@@ -78,6 +149,8 @@ pub(super) fn decode(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, Aud
             None => &mut resampler.insert((rate_hz, StreamResampler::new(rate_hz)?)).1,
         };
         buffer.copy_to_vec_interleaved(&mut interleaved);
+        check_finite(&interleaved, channels, frames, container)?;
+        frames += buffer.frames();
         resampler.push(&mix_to_mono(&interleaved, channels), &mut samples)?;
         if samples.len() > max_samples {
             return Err(too_long(samples.len()));

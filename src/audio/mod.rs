@@ -23,6 +23,11 @@ pub const MIN_INPUT_RATE_HZ: u32 = 8_000;
 /// The highest input rate accepted.
 pub const MAX_INPUT_RATE_HZ: u32 = 48_000;
 
+/// The most channels a file may have: 7.1 surround and third-order
+/// ambisonics have 8 and 16; a header claiming thousands is an attack on
+/// the decoder's memory.
+const MAX_CHANNELS: usize = 32;
+
 /// The formats named in errors, so a caller knows what to send instead.
 const READABLE: &str = "WAV, FLAC, MP3, Ogg Vorbis, MP4/M4A (AAC, ALAC), AIFF, CAF or WebM/Matroska";
 
@@ -65,6 +70,8 @@ impl Default for AudioLimits {
 /// Why an upload could not be turned into a [`Waveform`].
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum AudioError {
+    #[error("the body is empty: send the audio file's bytes")]
+    Empty,
     #[error("unrecognized audio format: {detected}; send {READABLE}")]
     UnknownFormat { detected: String },
     #[error("truncated WAV: the header declares {declared} bytes of the '{chunk}' chunk but only {available} follow")]
@@ -79,10 +86,17 @@ pub enum AudioError {
     NoSamples { container: &'static str },
     #[error("audio is over the {max_s:.1} s maximum (at least {duration_s:.1} s)")]
     TooLong { duration_s: f64, max_s: f64 },
+    #[error("the file has {channels} channels; hark mixes at most {max}")]
+    TooManyChannels { channels: usize, max: usize },
+    #[error("the {container} file holds a sample that is not a finite number (NaN or infinity) at frame {frame}")]
+    NonFiniteSample { container: &'static str, frame: usize },
 }
 
 /// Decodes an audio file of any supported format into 16 kHz mono.
 pub fn decode(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, AudioError> {
+    if bytes.is_empty() {
+        return Err(AudioError::Empty);
+    }
     if wav::is_wav(bytes) {
         wav::decode(bytes, limits)
     } else {
@@ -90,46 +104,59 @@ pub fn decode(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, AudioError
     }
 }
 
-/// The duration of an audio file when its header states it reliably (WAV),
-/// checked as [`decode`] checks it: cheap enough to decide whether to take on
-/// the work of decoding it. None for compressed formats, whose duration is
-/// known only once decoded.
+/// The duration of an audio file as its header states it, checked as
+/// [`decode`] checks it: cheap enough to decide whether to take on the work
+/// of decoding it. None when the container does not say (MP3 without a
+/// Xing header, live WebM), so the length is known only once decoded.
 pub fn header_duration_s(bytes: &[u8], limits: &AudioLimits) -> Result<Option<f64>, AudioError> {
-    if wav::is_wav(bytes) {
+    if bytes.is_empty() {
+        Err(AudioError::Empty)
+    } else if wav::is_wav(bytes) {
         wav::duration_s(bytes, limits).map(Some)
     } else {
-        Ok(None)
+        compressed::duration_s(bytes, limits)
     }
+}
+
+/// The containers hark reads, by their first bytes: bytes that start like
+/// one of these but cannot be parsed are a broken file (400), not an
+/// unknown format (415).
+const READ_MAGIC: [(&[u8], &str); 6] =
+    [(b"fLaC", "FLAC"), (b"ID3", "MP3"), (b"FORM", "AIFF"), (b"caff", "CAF"), (b"\x1a\x45\xdf\xa3", "Matroska/WebM"), (b"OggS", "Ogg")];
+
+/// The container the bytes claim to be, when hark reads it.
+fn claimed_container(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.len() >= 8 && &bytes[4..8] == b"ftyp" {
+        return Some("MP4");
+    }
+    // Ogg Opus is named as unreadable by `sniff`, not as a broken Ogg file.
+    if bytes.starts_with(b"OggS") && is_ogg_opus(bytes) {
+        return None;
+    }
+    READ_MAGIC.iter().find(|(magic, _)| bytes.starts_with(magic)).map(|(_, name)| *name)
+}
+
+fn is_ogg_opus(bytes: &[u8]) -> bool {
+    bytes.windows(8).take(200).any(|w| w == b"OpusHead")
 }
 
 /// Names what unreadable bytes look like, from their first bytes.
 fn sniff(bytes: &[u8]) -> String {
     let named = [
-        (&b"fLaC"[..], "FLAC audio"),
-        (b"ID3", "MP3 audio"),
-        (b"FORM", "an IFF/AIFF file"),
-        (b"caff", "CAF audio"),
-        (b"\x1a\x45\xdf\xa3", "Matroska/WebM"),
-        (b"#!AMR", "AMR audio, which hark does not read"),
+        (&b"#!AMR"[..], "AMR audio, which hark does not read"),
         (b"RIFX", "big-endian RIFF, which hark does not read"),
         (b"RF64", "RF64 (64-bit WAV), which hark does not read"),
         (b"{", "JSON text"),
         (b"<", "HTML or XML text"),
     ];
-    if bytes.is_empty() {
-        return "the body is empty".into();
-    }
     if bytes.starts_with(b"OggS") {
-        return if bytes.windows(8).take(200).any(|w| w == b"OpusHead") { "Ogg Opus audio" } else { "Ogg audio" }.into();
+        return if is_ogg_opus(bytes) { "Ogg Opus audio" } else { "Ogg audio" }.into();
     }
     if let Some((_, name)) = named.iter().find(|(magic, _)| bytes.starts_with(magic)) {
         return format!("the bytes look like {name}");
     }
     if bytes.len() >= 2 && bytes[0] == 0xFF && bytes[1] & 0xE0 == 0xE0 {
         return "the bytes look like MPEG audio (MP3 or AAC)".into();
-    }
-    if bytes.len() >= 8 && &bytes[4..8] == b"ftyp" {
-        return "the bytes look like MP4/M4A".into();
     }
     if bytes.starts_with(b"RIFF") {
         let form = String::from_utf8_lossy(&bytes[8.min(bytes.len())..12.min(bytes.len())]).into_owned();
@@ -148,6 +175,15 @@ fn mix_to_mono(interleaved: &[f32], channels: usize) -> Vec<f32> {
     interleaved.chunks_exact(channels).map(|frame| frame.iter().sum::<f32>() * scale).collect()
 }
 
+/// Refuses NaN and infinite samples before anything computes with them:
+/// they would make the resampler fail and the features meaningless.
+fn check_finite(interleaved: &[f32], channels: usize, frames_before: usize, container: &'static str) -> Result<(), AudioError> {
+    match interleaved.iter().position(|s| !s.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(AudioError::NonFiniteSample { container, frame: frames_before + i / channels.max(1) }),
+    }
+}
+
 fn check_rate(rate_hz: u32) -> Result<(), AudioError> {
     if (MIN_INPUT_RATE_HZ..=MAX_INPUT_RATE_HZ).contains(&rate_hz) {
         Ok(())
@@ -164,8 +200,7 @@ mod tests {
     fn unknown_bytes_are_named_in_the_error() {
         let limits = AudioLimits::default();
         for (bytes, named) in [
-            (&b""[..], "empty"),
-            (b"{\"audio\": 1}", "JSON"),
+            (&b"{\"audio\": 1}"[..], "JSON"),
             (b"<html><body>", "HTML"),
             (b"RIFF\x10\x00\x00\x00AVI LIST", "'AVI '"),
             (b"\x00\x01\x02\x03\x04\x05\x06\x07\x08", "00 01 02"),
@@ -173,6 +208,20 @@ mod tests {
             match decode(bytes, &limits) {
                 Err(AudioError::UnknownFormat { detected }) => assert!(detected.contains(named), "{detected} should name {named}"),
                 other => panic!("{named}: {other:?}"),
+            }
+        }
+        assert_eq!(decode(b"", &limits), Err(AudioError::Empty));
+    }
+
+    #[test]
+    fn broken_files_of_a_known_format_are_malformed_not_unknown() {
+        let limits = AudioLimits::default();
+        for bytes in
+            [&b"fLaC\x00\x00\x00\x22garbage"[..], b"OggS\x00\x02garbage", b"FORM\x00\x00\x00\x04AIFF", b"\x00\x00\x00\x18ftypM4A junk"]
+        {
+            match decode(bytes, &limits) {
+                Err(AudioError::Malformed { .. }) => {}
+                other => panic!("{:?}: {other:?}", String::from_utf8_lossy(bytes)),
             }
         }
     }

@@ -10,7 +10,7 @@
 
 use std::io::Cursor;
 
-use super::{check_rate, mix_to_mono, resample, AudioError, AudioLimits, Waveform};
+use super::{check_finite, check_rate, mix_to_mono, resample, AudioError, AudioLimits, Waveform, MAX_CHANNELS};
 
 fn malformed(message: String) -> AudioError {
     AudioError::Malformed { container: "WAV", message }
@@ -64,6 +64,12 @@ fn parse_chunks(bytes: &[u8]) -> Result<(WavFormat, std::ops::Range<usize>), Aud
         let size = u32::from_le_bytes(bytes[offset + 4..offset + 8].try_into().expect("4 bytes")) as usize;
         let body = offset + 8;
         let available = bytes.len() - body;
+        // Recorders writing to a pipe cannot seek back to fill in the size,
+        // and leave it at the maximum: the data runs to the end of the file.
+        if id == b"data" && size == u32::MAX as usize {
+            let format = format.ok_or_else(|| malformed("the 'data' chunk comes before any 'fmt ' chunk".into()))?;
+            return Ok((format, body..bytes.len()));
+        }
         if size > available {
             return Err(AudioError::Truncated {
                 chunk: String::from_utf8_lossy(id).trim_end().to_string(),
@@ -137,6 +143,9 @@ fn check_header(bytes: &[u8], limits: &AudioLimits) -> Result<(WavFormat, std::o
     if format.channels == 0 {
         return Err(malformed("the 'fmt ' chunk declares 0 channels".into()));
     }
+    if usize::from(format.channels) > MAX_CHANNELS {
+        return Err(AudioError::TooManyChannels { channels: usize::from(format.channels), max: MAX_CHANNELS });
+    }
     check_rate(format.rate_hz)?;
     // Refuse long audio from the header, before spending time decoding it.
     let frames = data.len() / bytes_per_frame(&format);
@@ -162,13 +171,28 @@ pub(super) fn decode(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, Aud
         }
         WAVE_FORMAT_MULAW => bytes[data].iter().map(|&b| mulaw_to_linear(b)).collect(),
         WAVE_FORMAT_ALAW => bytes[data].iter().map(|&b| alaw_to_linear(b)).collect(),
-        _ => read_with_hound(bytes)?,
+        _ => read_with_hound(&with_exact_data_size(bytes, &data, bytes_per_frame(&format)))?,
     };
+    check_finite(&interleaved, usize::from(format.channels), 0, "WAV")?;
     let mono = mix_to_mono(&interleaved, usize::from(format.channels));
     if mono.is_empty() {
         return Err(AudioError::NoSamples { container: "WAV" });
     }
     Ok(Waveform::from_samples(resample::to_16k(mono, format.rate_hz)?))
+}
+
+/// The file with its `data` size stating the whole frames that are there,
+/// for hound, which trusts the header: a copy only when the size was left
+/// at the maximum by a recorder writing to a pipe.
+fn with_exact_data_size<'a>(bytes: &'a [u8], data: &std::ops::Range<usize>, frame_bytes: usize) -> std::borrow::Cow<'a, [u8]> {
+    let exact = data.len() / frame_bytes * frame_bytes;
+    let field = data.start - 4..data.start;
+    if bytes[field.clone()] == (exact as u32).to_le_bytes() {
+        return std::borrow::Cow::Borrowed(bytes);
+    }
+    let mut patched = bytes[..data.start + exact].to_vec();
+    patched[field].copy_from_slice(&(exact as u32).to_le_bytes());
+    std::borrow::Cow::Owned(patched)
 }
 
 /// Reads PCM and float samples as f32 in [-1, 1], interleaved.
@@ -373,9 +397,30 @@ mod tests {
         let err = decode(&wav_bytes(WAVE_FORMAT_PCM, 1, 96_000, 16, &[0; 10]), &limits).unwrap_err();
         assert_eq!(err, AudioError::UnsupportedSampleRate { rate_hz: 96_000 });
 
+        for (rate_hz, bad) in [(8_000, f32::NAN), (16_000, f32::NAN), (16_000, f32::INFINITY)] {
+            let data: Vec<u8> = (0..1000).flat_map(|i| if i == 700 { bad } else { 0.1 }.to_le_bytes()).collect();
+            let err = decode(&wav_bytes(WAVE_FORMAT_IEEE_FLOAT, 2, rate_hz, 32, &data), &limits).unwrap_err();
+            assert_eq!(err, AudioError::NonFiniteSample { container: "WAV", frame: 350 }, "{rate_hz} Hz, {bad}");
+        }
+
         let short = AudioLimits { max_duration_s: 0.5 };
         let err = decode(&wav_bytes(WAVE_FORMAT_PCM, 1, 16_000, 16, &[0; 32_000]), &short).unwrap_err();
         assert_eq!(err, AudioError::TooLong { duration_s: 1.0, max_s: 0.5 });
+    }
+
+    #[test]
+    fn a_data_size_left_at_the_maximum_reads_to_the_end() {
+        let mut piped = wav_bytes(WAVE_FORMAT_PCM, 1, 16_000, 16, &[0; 3200]);
+        piped[40..44].copy_from_slice(&u32::MAX.to_le_bytes());
+        piped[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(decode(&piped, &AudioLimits::default()).unwrap().samples().len(), 1600);
+        // An odd byte at the end is half a sample, not an error.
+        piped.push(0);
+        assert_eq!(duration_s(&piped, &AudioLimits::default()), Ok(0.1));
+        let mut float = wav_bytes(WAVE_FORMAT_IEEE_FLOAT, 1, 16_000, 32, &[0; 6400]);
+        float[40..44].copy_from_slice(&u32::MAX.to_le_bytes());
+        float.extend_from_slice(&[0; 3]);
+        assert_eq!(decode(&float, &AudioLimits::default()).unwrap().samples().len(), 1600);
     }
 
     #[test]

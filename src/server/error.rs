@@ -57,8 +57,10 @@ impl From<RecognizeError> for ApiError {
                 AudioError::UnsupportedSampleRate { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_sample_rate"),
                 AudioError::Truncated { .. } => (StatusCode::BAD_REQUEST, "truncated_audio"),
                 AudioError::Malformed { .. } => (StatusCode::BAD_REQUEST, "malformed_audio"),
-                AudioError::NoSamples { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "no_samples"),
+                AudioError::NoSamples { .. } | AudioError::Empty => (StatusCode::UNPROCESSABLE_ENTITY, "no_samples"),
                 AudioError::TooLong { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "audio_too_long"),
+                AudioError::NonFiniteSample { .. } => (StatusCode::BAD_REQUEST, "invalid_samples"),
+                AudioError::TooManyChannels { .. } => (StatusCode::BAD_REQUEST, "too_many_channels"),
             },
         };
         Self::new(status, code, message)

@@ -45,6 +45,8 @@ impl From<ApiError> for Status {
             404 => Status::not_found(message),
             503 if e.code == "timeout" => Status::deadline_exceeded(message),
             503 => Status::unavailable(message),
+            413 | 429 => Status::resource_exhausted(message),
+            408 => Status::deadline_exceeded(message),
             400..=499 => Status::invalid_argument(message),
             _ => Status::internal(message),
         }
@@ -109,14 +111,16 @@ impl Service {
 
     async fn open_stream(&self, request: Request<Streaming<pb::StreamingRecognizeRequest>>) -> Result<Response<ResultStream>, Status> {
         use pb::streaming_recognize_request::Request as Message;
+        let client = request.remote_addr().map(|addr| addr.ip());
         let mut incoming = request.into_inner();
         let Some(Message::Config(config)) = incoming.message().await?.and_then(|m| m.request) else {
             return Err(Status::invalid_argument("invalid_message: the first message must carry a StreamingConfig"));
         };
         let sample_rate_hz = if config.sample_rate_hz == 0 { 16_000 } else { config.sample_rate_hz };
-        let endpoint_silence_s = (config.endpoint_silence_s > 0.0).then_some(f64::from(config.endpoint_silence_s));
-        let (stream, decoder) = streaming::open(&self.state, sample_rate_hz, endpoint_silence_s, &decode_options(config.decoding))?;
-        let (audio, results) = streaming::spawn(self.state.clone(), stream, decoder);
+        // 0 is protobuf's unset; anything else (NaN included) is checked by the stream.
+        let endpoint_silence_s = (config.endpoint_silence_s != 0.0).then_some(f64::from(config.endpoint_silence_s));
+        let open = streaming::open(&self.state, client, sample_rate_hz, endpoint_silence_s, &decode_options(config.decoding))?;
+        let (audio, results) = streaming::spawn(self.state.clone(), open);
         tokio::spawn(async move {
             loop {
                 let chunk = match incoming.message().await {
@@ -213,8 +217,7 @@ pub(super) fn routes(state: SharedState, health: HealthServer<impl Health>) -> R
     let service = RecognizerServer::new(Service { state }).max_decoding_message_size(max_bytes);
     let authorized = InterceptedService::new(service, move |request: Request<()>| {
         let Some(key) = &api_key else { return Ok(request) };
-        let presented = request.metadata().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-        if presented == Some(key.as_str()) {
+        if super::presents_key(request.metadata().get("authorization").map(|v| v.as_bytes()), key) {
             Ok(request)
         } else {
             Err(Status::unauthenticated("unauthorized: missing or wrong API key: send metadata 'authorization: Bearer <key>'"))

@@ -19,6 +19,7 @@
 mod connections;
 mod error;
 mod grpc;
+mod limits;
 mod openai;
 mod streaming;
 mod upload;
@@ -59,6 +60,21 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// Connections open at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// A request's headers must arrive within this, and a kept-alive
+    /// connection that sends nothing for this long is closed; a body gets
+    /// it as grace before [`Self::min_body_rate`] counts.
+    pub read_timeout: Duration,
+    /// Bytes per second a request body must average after the grace.
+    pub min_body_rate: f64,
+    /// Request bodies held in memory at once, over all connections.
+    pub max_body_memory_bytes: usize,
+    /// Live streams open at once, and from one client address.
+    pub max_streams: usize,
+    pub max_streams_per_client: usize,
+    /// A live stream that sends no audio for this long is closed.
+    pub stream_idle_timeout: Duration,
+    /// The largest WebSocket message; larger ones close the stream with 1009.
+    pub max_stream_message_bytes: usize,
     /// Longer audio is cut at pauses into pieces at most this long, each
     /// recognized on its own (and queued as its own job).
     pub window_s: f64,
@@ -77,6 +93,13 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(120),
             drain_timeout: Duration::from_secs(25),
             max_connections: 1024,
+            read_timeout: Duration::from_secs(10),
+            min_body_rate: 1024.0,
+            max_body_memory_bytes: 256 * 1024 * 1024,
+            max_streams: 256,
+            max_streams_per_client: 16,
+            stream_idle_timeout: Duration::from_secs(30),
+            max_stream_message_bytes: 1024 * 1024,
             window_s: DEFAULT_WINDOW_S,
             scheduler: SchedulerConfig::default(),
             stream: StreamConfig::default(),
@@ -99,6 +122,12 @@ struct AppState {
     ready: OnceLock<Ready>,
     /// The gRPC health service's statuses.
     health: tonic_health::server::HealthReporter,
+    body_limits: limits::BodyLimits,
+    streams: streaming::StreamSlots,
+    /// Decodings of audio whose length is unknown until decoded.
+    decode_slots: tokio::sync::Semaphore,
+    /// Turns true when the server starts shutting down.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 type SharedState = Arc<AppState>;
@@ -130,7 +159,19 @@ impl Server {
             None => None,
         };
         let (health, health_service) = grpc::health().await;
-        let state = Arc::new(AppState { config, metrics: Arc::new(Metrics::new()), ready: OnceLock::new(), health });
+        let body_limits =
+            limits::BodyLimits::new(config.max_body_bytes, config.max_body_memory_bytes, config.read_timeout, config.min_body_rate);
+        let streams = streaming::StreamSlots::new(config.max_streams, config.max_streams_per_client);
+        let state = Arc::new(AppState {
+            config,
+            metrics: Arc::new(Metrics::new()),
+            ready: OnceLock::new(),
+            health,
+            body_limits,
+            streams,
+            decode_slots: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+            stopping: tokio::sync::watch::Sender::new(false),
+        });
         let grpc = grpc_listener.map(|listener| (listener, grpc::routes(state.clone(), health_service)));
         Ok(Self { listener, grpc, state })
     }
@@ -157,7 +198,7 @@ impl Server {
         let (drain_timeout, in_flight) = (config.drain_timeout, metrics.requests_in_flight.clone());
         let listener = connections::LimitedListener::new(self.listener, config.max_connections, metrics.connections.clone());
         let (draining, drain_started) = tokio::sync::oneshot::channel();
-        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let (stop, mut stopping) = (self.state.stopping.clone(), self.state.stopping.subscribe());
         let signal = async move {
             shutdown.await;
             tracing::info!(
@@ -169,17 +210,21 @@ impl Server {
             let _ = draining.send(());
         };
         let grpc = self.grpc.map(|(listener, routes)| {
-            let mut stopping = stopping.clone();
             grpc::serve(listener, routes, async move {
                 let _ = stopping.wait_for(|stop| *stop).await;
             })
         });
-        let http = axum::serve(listener, router(self.state.clone())).with_graceful_shutdown(signal);
+        let http = connections::serve(listener, router(self.state.clone()), config.read_timeout, signal);
+        let streams = &self.state.streams;
         let serving = async move {
             match grpc {
-                Some(grpc) => tokio::try_join!(http, async { grpc.await.map_err(std::io::Error::other) }).map(|((), ())| ()),
-                None => http.await,
+                Some(grpc) => tokio::try_join!(http, async { grpc.await.map_err(std::io::Error::other) }).map(|((), ())| ())?,
+                None => http.await?,
             }
+            // Live streams outlive their upgraded connections: each sends
+            // its last final and closes with 1001 once it sees the stop.
+            streams.all_closed().await;
+            Ok(())
         };
         let deadline = async {
             match drain_started.await {
@@ -220,6 +265,7 @@ fn router(state: SharedState) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/stream", get(streaming::websocket))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), limits::guard_body))
         .layer(middleware::from_fn_with_state(state.clone(), require_api_key));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
@@ -227,6 +273,13 @@ fn router(state: SharedState) -> Router {
         .route("/metrics", get(metrics))
         .merge(api)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|request: Request| async move {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{} is not served on {}", request.method(), request.uri().path()),
+            )
+        })
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -273,10 +326,18 @@ async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 
+/// Whether an `Authorization` value is `Bearer <key>`, compared in time
+/// that does not depend on where it differs, so the key cannot be found
+/// byte by byte from response times.
+fn presents_key(authorization: Option<&[u8]>, key: &str) -> bool {
+    let Some(presented) = authorization.and_then(|v| v.strip_prefix(b"Bearer ")) else { return false };
+    let key = key.as_bytes();
+    presented.len() == key.len() && std::hint::black_box(presented.iter().zip(key).fold(0u8, |differ, (a, b)| differ | (a ^ b))) == 0
+}
+
 async fn require_api_key(State(state): State<SharedState>, request: Request, next: Next) -> Response {
     if let Some(key) = &state.config.api_key {
-        let presented = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-        if presented != Some(key.as_str()) {
+        if !presents_key(request.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes), key) {
             return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong API key: send 'Authorization: Bearer <key>'")
                 .into_response();
         }
@@ -324,20 +385,36 @@ fn decode_options(encoded: &str) -> Result<DecodeOptions, ApiError> {
 async fn recognize(state: &AppState, audio: axum::body::Bytes, options: &DecodeOptions) -> Result<(Transcript, Arc<Recognizer>), ApiError> {
     let started = Instant::now();
     let Ready { recognizer, scheduler } = state.ready()?;
-    let decoder = recognizer.decoder(options)?;
+    // Hotwords can be long (an OpenAI `prompt` becomes hotwords): built off
+    // the async workers.
+    let (worker, options) = (recognizer.clone(), options.clone());
+    let decoder = blocking(move || worker.decoder(&options)).await??;
     let work = async {
-        // A WAV header states the duration: refused before any decoding
-        // when full. Compressed audio is admitted once decoded.
-        let early = recognizer.header_duration_s(&audio)?.map(|duration_s| scheduler.admit(duration_s)).transpose()?;
+        // When the header states the duration, the request is admitted (or
+        // refused) before any decoding. Audio of unknown length is decoded
+        // first, a few files at a time, so a flood of small files that
+        // unpack into hours cannot take every core from the requests that
+        // were admitted.
+        let (worker, header) = (recognizer.clone(), audio.clone());
+        let stated_s = blocking(move || worker.header_duration_s(&header)).await??;
+        let early = stated_s.map(|duration_s| scheduler.admit(duration_s)).transpose()?;
+        let _decoding = match early {
+            Some(_) => None,
+            None => Some(state.decode_slots.acquire().await.expect("the semaphore is never closed")),
+        };
         let (worker, window_s) = (recognizer.clone(), state.config.window_s);
         let (pieces, duration_s) = blocking(move || {
             let waveform = worker.read_audio(&audio)?;
             Ok::<_, ApiError>((worker.pieces(&waveform, window_s), waveform.duration_s()))
         })
         .await??;
-        let admission = match early {
-            Some(admission) => admission,
-            None => scheduler.admit(duration_s)?,
+        // A header that misstated the length is not taken at its word.
+        let admission = match (early, stated_s) {
+            (Some(admission), Some(stated_s)) if (duration_s - stated_s).abs() <= 1.0 => admission,
+            (early, _) => {
+                drop(early);
+                scheduler.admit(duration_s)?
+            }
         };
         recognize_pieces(recognizer, admission, pieces, duration_s, decoder.into()).await
     };
@@ -365,8 +442,20 @@ async fn recognize_pieces(
     blocking(move || worker.decode_pieces(starts.into_iter().zip(log_probs).collect(), duration_s, decoder.as_ref())).await
 }
 
+/// Runs request work on the blocking pool. A panic there is a bug: it is
+/// logged with its text, and the client gets a 500 that does not leak it.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "inference_failed", e.to_string()))
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        let panic = e.try_into_panic().ok();
+        let text =
+            panic.as_deref().and_then(|p| p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()));
+        tracing::error!(panic = text.as_deref().unwrap_or("(cancelled)"), "request work failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the server failed on this request; its request ID is in the logs",
+        )
+    })
 }
 
 /// `POST /v1/transcribe`: the WAV as the raw body or as multipart field
@@ -374,10 +463,39 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 async fn transcribe(State(state): State<SharedState>, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
     let options = decode_options(request.uri().query().unwrap_or_default())?;
     state.ready()?.scheduler.check_capacity()?;
-    let upload = upload::read(request, true, state.config.max_body_bytes).await?;
+    let upload = upload::read(request, true, &state.body_limits).await?;
     let (transcript, recognizer) = recognize(&state, upload.audio, &options).await?;
     let mut body = serde_json::to_value(&transcript).expect("transcripts serialize");
     body["segments"] = serde_json::to_value(transcript.segments(SegmentRules::default())).expect("segments serialize");
     body["model"] = json!(recognizer.model().config().name);
     Ok(Json(body))
+}
+
+/// Entry points for the fuzz targets in `fuzz/`, built only there.
+#[cfg(fuzzing)]
+pub mod fuzzing {
+    /// Reads an upload (raw or multipart) from a body with this Content-Type.
+    pub fn read_upload(content_type: &str, body: Vec<u8>) {
+        let request = axum::http::Request::builder()
+            .header(axum::http::header::CONTENT_TYPE, content_type)
+            .body(axum::body::Body::from(body))
+            .expect("a valid request");
+        let limits = super::limits::BodyLimits::new(1 << 20, 1 << 24, super::Duration::from_secs(10), 1024.0);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
+        let _ = runtime.block_on(super::upload::read(request, true, &limits));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::presents_key;
+
+    #[test]
+    fn only_the_exact_bearer_key_is_accepted() {
+        assert!(presents_key(Some(b"Bearer s3cret"), "s3cret"));
+        for wrong in [&b"Bearer s3cres"[..], b"Bearer s3cret ", b"Bearer s3cre", b"bearer s3cret", b"s3cret", b"Bearer "] {
+            assert!(!presents_key(Some(wrong), "s3cret"), "{}", String::from_utf8_lossy(wrong));
+        }
+        assert!(!presents_key(None, "s3cret"));
+    }
 }

@@ -3,6 +3,7 @@
 //! unchanged when pointed at hark.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -11,7 +12,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::{decode_options, recognize, upload, SharedState};
+use super::{blocking, decode_options, recognize, upload, SharedState};
 use crate::recognizer::DecodeOptions;
 use crate::transcript::{to_srt, to_vtt, SegmentRules};
 
@@ -69,12 +70,9 @@ fn openai_decode_options(upload: &upload::Upload) -> Result<DecodeOptions, ApiEr
     let mut pairs: Vec<(&str, String)> = NAMES.iter().filter_map(|&name| upload.field(name).map(|v| (name, v.to_string()))).collect();
     if let Some(prompt) = upload.field("prompt") {
         let normalized = crate::text::normalize(prompt);
-        let mut words: Vec<&str> = Vec::new();
-        for word in normalized.split_whitespace() {
-            if !words.contains(&word) {
-                words.push(word);
-            }
-        }
+        // In order of first use; a set keeps this linear in the prompt.
+        let mut seen = std::collections::HashSet::new();
+        let words: Vec<&str> = normalized.split_whitespace().filter(|word| seen.insert(*word)).collect();
         if !words.is_empty() {
             match pairs.iter_mut().find(|(name, _)| *name == "hotwords") {
                 Some((_, hotwords)) => *hotwords = format!("{hotwords},{}", words.join(",")),
@@ -88,13 +86,15 @@ fn openai_decode_options(upload: &upload::Upload) -> Result<DecodeOptions, ApiEr
 
 pub async fn transcriptions(State(state): State<SharedState>, request: Request) -> Result<Response, ApiError> {
     state.ready()?.scheduler.check_capacity()?;
-    let upload = upload::read(request, false, state.config.max_body_bytes).await?;
+    let upload = Arc::new(upload::read(request, false, &state.body_limits).await?);
     let format: ResponseFormat = upload.field("response_format").unwrap_or("json").parse()?;
     check_language(upload.field("language"))?;
     check_temperature(upload.field("temperature"))?;
     // `model` is accepted whatever it names: clients send "whisper-1", and
     // hark answers with the model it serves.
-    let options = openai_decode_options(&upload)?;
+    // A `prompt` can be long: turned into hotwords off the async workers.
+    let fields = upload.clone();
+    let options = blocking(move || openai_decode_options(&fields)).await??;
     let granularities: Vec<&str> = ["timestamp_granularities[]", "timestamp_granularities"]
         .iter()
         .flat_map(|k| upload.fields.get(*k).into_iter().flatten())
@@ -106,7 +106,7 @@ pub async fn transcriptions(State(state): State<SharedState>, request: Request) 
             format!("timestamp_granularities[] '{bad}' is not 'word' or 'segment'"),
         ));
     }
-    let (transcript, _) = recognize(&state, upload.audio, &options).await?;
+    let (transcript, _) = recognize(&state, upload.audio.clone(), &options).await?;
     let segments = transcript.segments(SegmentRules::default());
     let text = |body: String, mime: &'static str| ([(header::CONTENT_TYPE, mime)], body).into_response();
     Ok(match format {

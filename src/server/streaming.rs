@@ -11,17 +11,22 @@
 //! because the server is full is skipped too; a final refused ends the
 //! stream with the error.
 
-use std::collections::VecDeque;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::StatusCode;
 use axum::response::Response;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use super::{blocking, decode_options, recognize_pieces, ApiError, AppState, Ready, SharedState};
 use crate::ctc::CtcDecoder;
@@ -61,14 +66,86 @@ impl From<StreamError> for ApiError {
     }
 }
 
-/// A stream of `sample_rate_hz` audio with the server's timing, optionally
-/// another endpoint pause, and a request's decoder.
+/// Places for live streams: a bound on all of them and on those of one
+/// client address, so that one client cannot hold every stream the
+/// service can run.
+pub(super) struct StreamSlots {
+    open: Arc<Semaphore>,
+    limit: usize,
+    per_client: usize,
+    by_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One stream's place, given back when the stream's task ends.
+pub(super) struct StreamSlot {
+    _open: OwnedSemaphorePermit,
+    client: Option<IpAddr>,
+    by_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl StreamSlots {
+    pub(super) fn new(limit: usize, per_client: usize) -> Self {
+        Self { open: Arc::new(Semaphore::new(limit)), limit, per_client, by_client: Arc::default() }
+    }
+
+    fn take(&self, client: Option<IpAddr>) -> Result<StreamSlot, ApiError> {
+        let open = self.open.clone().try_acquire_owned().map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_streams",
+                format!("the server runs its limit of {} live streams; retry shortly", self.limit),
+            )
+        })?;
+        if let Some(ip) = client {
+            let mut by_client = self.by_client.lock().expect("no panics while holding it");
+            let count = by_client.entry(ip).or_default();
+            if *count >= self.per_client {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_streams",
+                    format!("this client address already has {} live streams open, the most one may", self.per_client),
+                ));
+            }
+            *count += 1;
+        }
+        Ok(StreamSlot { _open: open, client, by_client: self.by_client.clone() })
+    }
+
+    /// Waits until every stream has ended.
+    pub(super) async fn all_closed(&self) {
+        let _ = self.open.acquire_many(self.limit as u32).await;
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let Some(ip) = self.client else { return };
+        let mut by_client = self.by_client.lock().expect("no panics while holding it");
+        if let Some(count) = by_client.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                by_client.remove(&ip);
+            }
+        }
+    }
+}
+
+/// A stream ready to run: its audio cutter, its decoder and its place.
+pub(super) struct OpenStream {
+    stream: Stream,
+    decoder: Arc<dyn CtcDecoder>,
+    slot: StreamSlot,
+}
+
+/// A stream of `sample_rate_hz` audio from `client` with the server's
+/// timing, optionally another endpoint pause, and a request's decoder.
 pub(super) fn open(
     state: &AppState,
+    client: Option<IpAddr>,
     sample_rate_hz: u32,
     endpoint_silence_s: Option<f64>,
     options: &DecodeOptions,
-) -> Result<(Stream, Arc<dyn CtcDecoder>), ApiError> {
+) -> Result<OpenStream, ApiError> {
     let Ready { recognizer, scheduler } = state.ready()?;
     let decoder: Arc<dyn CtcDecoder> = recognizer.decoder(options)?.into();
     let mut config = state.config.stream;
@@ -77,17 +154,20 @@ pub(super) fn open(
     }
     let stream = Stream::new(sample_rate_hz, config)?;
     scheduler.check_capacity()?;
-    Ok((stream, decoder))
+    let slot = state.streams.take(client)?;
+    Ok(OpenStream { stream, decoder, slot })
 }
 
 /// Starts a stream's task.
-pub(super) fn spawn(state: SharedState, stream: Stream, decoder: Arc<dyn CtcDecoder>) -> (AudioSender, ResultReceiver) {
+pub(super) fn spawn(state: SharedState, open: OpenStream) -> (AudioSender, ResultReceiver) {
     let (audio_tx, audio_rx) = mpsc::channel(AUDIO_CHANNEL);
     let (results_tx, results_rx) = mpsc::channel(AUDIO_CHANNEL);
     tokio::spawn(async move {
+        let OpenStream { stream, decoder, slot } = open;
         if let Err(e) = run(&state, stream, decoder, audio_rx, &results_tx).await {
             let _ = results_tx.send(Err(e)).await;
         }
+        drop(slot);
     });
     (audio_tx, results_rx)
 }
@@ -156,13 +236,24 @@ async fn recognize(state: &AppState, utterance: Utterance, decoder: Arc<dyn CtcD
     Ok(Some(StreamResult { kind, text: transcript.text, words: transcript.words, start_s, end_s: start_s + duration_s }))
 }
 
+/// How long a stream closed for an error stays open for the client to read why.
+const CLOSE_LINGER: Duration = Duration::from_millis(500);
+
+/// How often a live WebSocket is pinged, so that a peer that vanished
+/// without closing is noticed.
+const PING_INTERVAL: Duration = Duration::from_secs(15);
+
 /// `GET /v1/stream?sample_rate=16000`: a WebSocket. Binary frames carry
 /// little-endian PCM16 mono audio; the text frame `{"event": "end"}` ends
 /// the stream. The server answers with JSON text frames (results, or one
-/// `{"type": "error", ...}`) and closes after the last final. Decoding
+/// `{"type": "error", ...}`) and closes after the last final: 1000 at the
+/// end of the stream, 1001 when the server is shutting down (after the
+/// final of the audio it received), 1008 for a client's mistake, 1009 for
+/// a message over the size limit, 1013 when the server is full. Decoding
 /// options and `endpoint_silence_s` may be given in the query string.
 pub(super) async fn websocket(
     State(state): State<SharedState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
@@ -178,64 +269,133 @@ pub(super) async fn websocket(
         }
     }
     let options = decode_options(&rest.finish())?;
-    let (stream, decoder) = open(&state, sample_rate_hz, endpoint_silence_s, &options)?;
-    Ok(upgrade.on_upgrade(move |socket| serve_socket(state, socket, stream, decoder)))
+    let open = open(&state, Some(client.ip()), sample_rate_hz, endpoint_silence_s, &options)?;
+    let max_message = state.config.max_stream_message_bytes;
+    // A message of at least 10 ms of audio counts as audio for the idle timeout.
+    let idle = Idle { limit: state.config.stream_idle_timeout, min_bytes: (sample_rate_hz / 100 * 2) as usize };
+    Ok(upgrade.max_message_size(max_message).max_frame_size(max_message).on_upgrade(move |socket| serve_socket(state, socket, open, idle)))
 }
 
-async fn serve_socket(state: SharedState, socket: WebSocket, stream: Stream, decoder: Arc<dyn CtcDecoder>) {
-    let idle_limit = state.config.request_timeout;
-    let (audio, mut results) = spawn(state, stream, decoder);
-    let (mut sink, mut source) = socket.split();
-    tokio::spawn(async move {
-        loop {
-            let message = match tokio::time::timeout(idle_limit, source.next()).await {
-                Ok(Some(Ok(message))) => message,
-                // Closed, broken, or silent for too long: the stream ends.
-                Ok(_) => break,
-                Err(_) => {
-                    let message = format!("no message for {:.0} s; send audio or {{\"event\": \"end\"}}", idle_limit.as_secs_f64());
-                    let _ = audio.send(Err(ApiError::bad_request("idle_stream", message))).await;
-                    break;
-                }
-            };
-            let chunk = match message {
-                Message::Binary(bytes) => Ok(bytes),
-                Message::Text(text) if serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v["event"] == "end") => break,
-                Message::Text(text) => Err(ApiError::bad_request(
-                    "invalid_message",
-                    format!(
-                        "text frames must be {{\"event\": \"end\"}}, not '{}'; audio goes in binary frames",
-                        text.chars().take(64).collect::<String>()
-                    ),
-                )),
-                Message::Close(_) => break,
-                Message::Ping(_) | Message::Pong(_) => continue,
-            };
-            let failed = chunk.is_err();
-            if audio.send(chunk).await.is_err() || failed {
-                break;
+/// When a live stream counts as idle: no message carrying `min_bytes` of
+/// audio for `limit`. Pings and near-empty frames cost a client nothing to
+/// send, so they do not keep a stream's place.
+#[derive(Debug, Clone, Copy)]
+struct Idle {
+    limit: Duration,
+    min_bytes: usize,
+}
+
+async fn serve_socket(state: SharedState, socket: WebSocket, open: OpenStream, idle: Idle) {
+    let stopping = state.stopping.subscribe();
+    let (audio, results) = spawn(state, open);
+    let (sink, source) = socket.split();
+    tokio::spawn(read_client(source, audio, idle, stopping.clone()));
+    write_results(sink, results, stopping).await;
+}
+
+/// Passes the client's audio on to its stream until the client ends it,
+/// breaks a rule, or goes idle, or the server stops.
+async fn read_client(mut source: SplitStream<WebSocket>, audio: AudioSender, idle: Idle, mut stopping: watch::Receiver<bool>) {
+    let idle_limit = idle.limit;
+    let mut idle_until = Instant::now() + idle_limit;
+    loop {
+        let message = tokio::select! {
+            message = source.next() => message,
+            () = tokio::time::sleep_until(idle_until) => {
+                let message = format!("no audio for {:.0} s; send audio or {{\"event\": \"end\"}}", idle_limit.as_secs_f64());
+                let _ = audio.send(Err(ApiError::bad_request("idle_stream", message))).await;
+                return;
             }
+            // The stream ends here: its last final comes, then 1001.
+            () = async { let _ = stopping.wait_for(|stop| *stop).await; } => return,
+        };
+        let chunk = match message {
+            Some(Ok(Message::Binary(bytes))) => {
+                if bytes.len() >= idle.min_bytes {
+                    idle_until = Instant::now() + idle_limit;
+                }
+                Ok(bytes)
+            }
+            Some(Ok(Message::Text(text))) if serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v["event"] == "end") => return,
+            Some(Ok(Message::Text(text))) => Err(ApiError::bad_request(
+                "invalid_message",
+                format!(
+                    "text frames must be {{\"event\": \"end\"}}, not '{}'; audio goes in binary frames",
+                    text.chars().take(64).collect::<String>()
+                ),
+            )),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Err(e)) if is_over_size(&e) => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "message_too_large",
+                "a WebSocket message is over the server's size limit; send audio in chunks of at most a few seconds",
+            )),
+            // Closed or broken: the stream ends.
+            Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+        };
+        let failed = chunk.is_err();
+        if audio.send(chunk).await.is_err() || failed {
+            return;
         }
-    });
-    while let Some(result) = results.recv().await {
-        let text = match result {
-            Ok(result) => serde_json::to_string(&result).expect("results serialize"),
-            Err(e) => {
+    }
+}
+
+fn is_over_size(e: &axum::Error) -> bool {
+    use std::error::Error;
+    let mut source: Option<&(dyn Error + 'static)> = e.source();
+    while let Some(cause) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = cause.downcast_ref::<tungstenite::Error>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// Sends the stream's results, pings while it runs, and the close frame.
+async fn write_results(mut sink: SplitSink<WebSocket, Message>, mut results: ResultReceiver, stopping: watch::Receiver<bool>) {
+    let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
+    loop {
+        let result = tokio::select! {
+            result = results.recv() => result,
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let close = match result {
+            Some(Ok(result)) => {
+                let text = serde_json::to_string(&result).expect("results serialize");
+                if sink.send(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Some(Err(e)) => {
                 let body = json!({"type": "error", "code": e.code, "message": e.message}).to_string();
                 let _ = sink.send(Message::Text(body.into())).await;
-                // Try again later, the client's fault, or the server's.
+                // Too large, try again later, the client's fault, or the server's.
                 let code = match e.status.as_u16() {
+                    413 => 1009,
                     503 => 1013,
                     400..=499 => 1008,
                     _ => 1011,
                 };
-                let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: e.code.into() }))).await;
-                return;
+                CloseFrame { code, reason: e.code.into() }
             }
+            None if *stopping.borrow() => CloseFrame { code: 1001, reason: "server shutting down".into() },
+            None => CloseFrame { code: 1000, reason: "end of stream".into() },
         };
-        if sink.send(Message::Text(text.into())).await.is_err() {
-            return;
+        let failed = close.code != 1000 && close.code != 1001;
+        let _ = sink.send(Message::Close(Some(close))).await;
+        if failed {
+            // A client cut off mid-message may still be sending: closing the
+            // socket on its unread bytes would reset the connection and lose
+            // the close frame on the way. Give it a moment to read it.
+            tokio::time::sleep(CLOSE_LINGER).await;
         }
+        return;
     }
-    let _ = sink.send(Message::Close(Some(CloseFrame { code: 1000, reason: "end of stream".into() }))).await;
 }

@@ -8,6 +8,7 @@ use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header::CONTENT_TYPE;
 
 use super::error::ApiError;
+use super::limits::{BodyLimits, BodyWatch};
 
 /// The audio bytes of a request and any other form fields.
 #[derive(Debug, Default)]
@@ -34,14 +35,19 @@ fn is_multipart(request: &Request) -> bool {
 
 /// Reads the request: multipart with a `file` field, or (when `allow_raw`)
 /// the body itself as the audio.
-pub async fn read(request: Request, allow_raw: bool, limit_bytes: usize) -> Result<Upload, ApiError> {
+pub async fn read(request: Request, allow_raw: bool, limits: &BodyLimits) -> Result<Upload, ApiError> {
+    let watch = request.extensions().get::<std::sync::Arc<BodyWatch>>().cloned();
+    read_body(request, allow_raw, limits).await.map_err(|e| watch.and_then(|w| w.error(limits)).unwrap_or(e))
+}
+
+async fn read_body(request: Request, allow_raw: bool, limits: &BodyLimits) -> Result<Upload, ApiError> {
     if !is_multipart(&request) {
         if !allow_raw {
             return Err(ApiError::bad_request("missing_file", "send a multipart/form-data body with the audio in the field 'file'"));
         }
         let audio = Bytes::from_request(request, &()).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::body_too_large(limit_bytes)
+                limits.too_large()
             } else {
                 ApiError::bad_request("unreadable_body", e.body_text())
             }
@@ -50,7 +56,7 @@ pub async fn read(request: Request, allow_raw: bool, limit_bytes: usize) -> Resu
     }
     let multipart_error = |e: axum::extract::multipart::MultipartError| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::body_too_large(limit_bytes)
+            limits.too_large()
         } else {
             ApiError::bad_request("malformed_multipart", e.body_text())
         }

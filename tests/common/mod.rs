@@ -75,6 +75,18 @@ pub fn test_audio(name: &str) -> PathBuf {
     repo().join("tests/data").join(name)
 }
 
+/// The committed FLAC (about a second) with a STREAMINFO header that
+/// claims it lasts `seconds`.
+pub fn flac_claiming(seconds: u64) -> Vec<u8> {
+    let mut flac = std::fs::read(test_audio("formats/7_jackson_1.flac")).unwrap();
+    // STREAMINFO follows the magic and its block header; 10 bytes in come
+    // 20 bits of sample rate, 8 of channels and depth, 36 of sample count.
+    let field = u64::from_be_bytes(flac[18..26].try_into().unwrap());
+    let rate = (field >> 44) & 0xF_FFFF;
+    flac[18..26].copy_from_slice(&((field & !0xF_FFFF_FFFF) | (seconds * rate)).to_be_bytes());
+    flac
+}
+
 /// All tensors of a safetensors file, as f32 with their shapes.
 pub fn read_tensors(path: &std::path::Path) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
     let tensors = candle_core::safetensors::load(path, &candle_core::Device::Cpu).expect("readable safetensors");
@@ -159,6 +171,10 @@ impl HarkServer {
     /// `host:port` of the server.
     pub fn addr(&self) -> String {
         self.base_url.trim_start_matches("http://").to_string()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The server process's peak resident memory so far, in MB.
