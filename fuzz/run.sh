@@ -12,17 +12,22 @@ set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-1800}
 shift || true
-targets=("${@:-wav audio multipart}")
+[ $# -gt 0 ] || set -- wav audio multipart
 command -v cargo-fuzz > /dev/null || cargo install --locked cargo-fuzz
 export RUSTC_BOOTSTRAP=1
-for target in ${targets[@]}; do
+for target in "$@"; do
     mkdir -p "corpus/$target" "artifacts/$target"
     case $target in
         wav) cp ../tests/data/*.wav "corpus/$target/" ;;
         audio) cp ../tests/data/*.wav ../tests/data/formats/* "corpus/$target/" ;;
     esac
-    cargo fuzz run --sanitizer none "$target" "corpus/$target" -- \
-        -max_total_time="$seconds" -max_len=262144 -rss_limit_mb=4096 -jobs=1 -workers=1 \
-        -artifact_prefix="artifacts/$target/" 2>&1 | tail -n 5
-    echo "$target: $(ls "artifacts/$target" | wc -l) crash(es) in fuzz/artifacts/$target"
+    log="artifacts/$target.log"
+    if cargo fuzz run --sanitizer none "$target" "corpus/$target" -- \
+        -max_total_time="$seconds" -max_len=262144 -rss_limit_mb=4096 \
+        -artifact_prefix="artifacts/$target/" > "$log" 2>&1; then
+        echo "$target: no crash in $seconds s; $(grep -a '^Done' "$log" | tail -n 1)"
+    else
+        echo "$target: crashed, input in fuzz/artifacts/$target/, log in fuzz/$log:"
+        grep -a -m 1 -A 1 'panicked' "$log" || tail -n 5 "$log"
+    fi
 done

@@ -83,10 +83,23 @@ fn open(bytes: &[u8]) -> Result<Opened<'_>, AudioError> {
     Ok(Opened { reader, container, track_id, params, num_frames })
 }
 
+/// Runs symphonia on untrusted bytes. Its demuxers and decoders are not
+/// hardened against every crafted stream (fuzz/ found a Vorbis floor that
+/// divides by zero): a panic inside them means a broken file, answered as
+/// one, not a failed server.
+fn guarded<T>(work: impl FnOnce() -> Result<T, AudioError> + std::panic::UnwindSafe) -> Result<T, AudioError> {
+    std::panic::catch_unwind(work)
+        .unwrap_or_else(|_| Err(AudioError::Malformed { container: "audio", message: "the decoder failed on this stream".into() }))
+}
+
 /// The duration the container states, when it states one, checked against
 /// the limit: lets a request be admitted, or refused, before its audio is
 /// decoded.
 pub(super) fn duration_s(bytes: &[u8], limits: &AudioLimits) -> Result<Option<f64>, AudioError> {
+    guarded(|| stated_duration_s(bytes, limits))
+}
+
+fn stated_duration_s(bytes: &[u8], limits: &AudioLimits) -> Result<Option<f64>, AudioError> {
     let opened = open(bytes)?;
     let Some(rate_hz) = opened.params.sample_rate.filter(|&r| r > 0) else { return Ok(None) };
     let Some(duration_s) = opened.num_frames.map(|n| n as f64 / f64::from(rate_hz)) else { return Ok(None) };
@@ -101,6 +114,10 @@ fn is_cut_short(e: &SymphoniaError) -> bool {
 }
 
 pub(super) fn decode(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, AudioError> {
+    guarded(|| decode_unguarded(bytes, limits))
+}
+
+fn decode_unguarded(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, AudioError> {
     let Opened { mut reader, container, track_id, params, .. } = open(bytes)?;
     let malformed = |e: SymphoniaError| AudioError::Malformed { container, message: e.to_string() };
     let mut decoder = symphonia::default::get_codecs().make_audio_decoder(&params, &AudioDecoderOptions::default()).map_err(|_| {

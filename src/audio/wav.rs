@@ -143,6 +143,16 @@ fn check_header(bytes: &[u8], limits: &AudioLimits) -> Result<(WavFormat, std::o
     if format.channels == 0 {
         return Err(malformed("the 'fmt ' chunk declares 0 channels".into()));
     }
+    // The sample width decides how the data chunk is read and how long the
+    // header says the audio is: both must agree with what is decoded.
+    let widths: &[u16] = match format.tag {
+        WAVE_FORMAT_PCM => &[8, 16, 24, 32],
+        WAVE_FORMAT_IEEE_FLOAT => &[32],
+        _ => &[8],
+    };
+    if !widths.contains(&format.bits_per_sample) {
+        return Err(malformed(format!("{} bits per sample, which this codec does not have", format.bits_per_sample)));
+    }
     if usize::from(format.channels) > MAX_CHANNELS {
         return Err(AudioError::TooManyChannels { channels: usize::from(format.channels), max: MAX_CHANNELS });
     }
@@ -390,6 +400,13 @@ mod tests {
         assert!(err.to_string().contains("IMA ADPCM"), "{err}");
         let err = decode(&wav_bytes(0x0055, 1, 16_000, 0, &[0; 100]), &limits).unwrap_err();
         assert!(err.to_string().contains("MP3"), "{err}");
+
+        // A width the codec does not have would make the header's duration
+        // disagree with the samples decoded (found by fuzz/: A-law "256 bits").
+        for (tag, bits) in [(WAVE_FORMAT_ALAW, 256), (WAVE_FORMAT_MULAW, 16), (WAVE_FORMAT_PCM, 12), (WAVE_FORMAT_IEEE_FLOAT, 64)] {
+            let err = decode(&wav_bytes(tag, 2, 32_000, bits, &[0; 640]), &limits).unwrap_err();
+            assert!(matches!(err, AudioError::Malformed { .. }), "tag {tag}, {bits} bits: {err}");
+        }
 
         let err = decode(&wav_bytes(WAVE_FORMAT_PCM, 1, 16_000, 16, &[]), &limits).unwrap_err();
         assert_eq!(err, AudioError::NoSamples { container: "WAV" });
