@@ -9,6 +9,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptors = protox::compile(["hark/v1/recognizer.proto"], ["proto"])?;
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("hark_descriptor.bin"), descriptors.encode_to_vec())?;
-    tonic_prost_build::configure().build_client(false).compile_fds(descriptors)?;
+    // Messages are read by the server's own codec: a request that does not
+    // parse is the client's error (INVALID_ARGUMENT), not the server's.
+    tonic_prost_build::configure().build_client(false).codec_path("crate::server::grpc::Codec").compile_fds(descriptors)?;
     Ok(())
 }

@@ -213,7 +213,8 @@ struct ServeArgs {
     /// Bytes per second a request body must average after the grace.
     #[arg(long, env = "HARK_MIN_BODY_RATE", default_value_t = ServerConfig::default().min_body_rate)]
     min_body_rate: f64,
-    /// Request bodies held in memory at once, over all connections, in bytes.
+    /// Request bodies and their decoded audio held in memory at once, over
+    /// all connections, in bytes.
     #[arg(long, env = "HARK_MAX_BODY_MEMORY_BYTES", default_value_t = ServerConfig::default().max_body_memory_bytes)]
     max_body_memory_bytes: usize,
     /// Live streams (WebSocket and gRPC) open at once.

@@ -272,6 +272,18 @@ impl Recognizer {
         Ok(audio::header_duration_s(bytes, &self.limits)?)
     }
 
+    /// The memory a recording of `duration_s` seconds holds while it is
+    /// recognized (its 16 kHz samples and its features), or one of the
+    /// longest allowed when its duration is not known before decoding.
+    /// Decoding mixes channels down as it goes, so this is all a file's
+    /// decoded audio costs whatever its channels or rate.
+    pub fn working_bytes(&self, duration_s: Option<f64>) -> usize {
+        let seconds = duration_s.unwrap_or(self.limits.max_duration_s).clamp(0.0, self.limits.max_duration_s);
+        let samples = (seconds * f64::from(SAMPLE_RATE_HZ)).ceil() as usize;
+        let features = self.fbank.num_frames(samples) * self.model.config().features.num_bins;
+        (samples + features) * std::mem::size_of::<f32>()
+    }
+
     /// Decodes an audio file of any supported format within this
     /// recognizer's limits.
     pub fn read_audio(&self, bytes: &[u8]) -> Result<Waveform, RecognizeError> {

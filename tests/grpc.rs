@@ -61,7 +61,12 @@ fn a_python_grpc_client_recognizes_files_and_streams() {
     assert!(errors[0]["details"].as_str().unwrap().starts_with("unsupported_format: "), "{}", errors[0]);
     assert_eq!(errors[1]["code"], "INVALID_ARGUMENT");
     assert!(errors[1]["details"].as_str().unwrap().contains("needs decoder=beam"), "{}", errors[1]);
-    assert_eq!(of("stream_error")[0]["code"], "INVALID_ARGUMENT", "a stream must start with its config");
+    assert_eq!(errors[2]["code"], "INVALID_ARGUMENT", "a message that does not parse: {}", errors[2]);
+    assert!(errors[2]["details"].as_str().unwrap().starts_with("malformed_request: "), "{}", errors[2]);
+    let stream_errors = of("stream_error");
+    assert_eq!(stream_errors[0]["code"], "INVALID_ARGUMENT", "a stream must start with its config");
+    assert_eq!(stream_errors[1]["code"], "INVALID_ARGUMENT", "endpoint_silence_s NaN: {}", stream_errors[1]);
+    assert!(stream_errors[1]["details"].as_str().unwrap().contains("endpoint_silence_s"), "{}", stream_errors[1]);
 
     // The stream: a final per digit, at the digit, most of them right, partials before.
     let stream = of("stream");
@@ -84,7 +89,8 @@ fn a_python_grpc_client_recognizes_files_and_streams() {
     let count =
         |route: &str, status: &str| common::metric(&metrics, &format!("hark_requests_total{{route=\"{route}\",status=\"{status}\"}}"));
     assert_eq!(count("/hark.v1.Recognizer/Recognize", "Ok"), Some(3.0), "{metrics}");
+    // (The message that does not parse never reaches the service.)
     assert_eq!(count("/hark.v1.Recognizer/Recognize", "InvalidArgument"), Some(2.0));
     assert_eq!(count("/hark.v1.Recognizer/StreamingRecognize", "Ok"), Some(1.0));
-    assert_eq!(count("/hark.v1.Recognizer/StreamingRecognize", "InvalidArgument"), Some(1.0));
+    assert_eq!(count("/hark.v1.Recognizer/StreamingRecognize", "InvalidArgument"), Some(2.0));
 }

@@ -76,6 +76,14 @@ for name, request in [
     except grpc.RpcError as e:
         emit("error", name=name, code=e.code().name, details=e.details())
 
+# Bytes that are not a RecognizeRequest at all: the client's error.
+raw = channel.unary_unary("/hark.v1.Recognizer/Recognize", request_serializer=None, response_deserializer=None)
+try:
+    raw(b"\x0a\xff\xff\xff\xff\x0f")
+    emit("error", name="malformed_message", code="OK")
+except grpc.RpcError as e:
+    emit("error", name="malformed_message", code=e.code().name, details=e.details())
+
 
 def requests():
     yield pb.StreamingRecognizeRequest(config=pb.StreamingConfig(sample_rate_hz=16000))
@@ -90,9 +98,11 @@ for reply in recognizer.StreamingRecognize(requests()):
     kind = pb.StreamingRecognizeResponse.ResultType.Name(reply.type)
     emit("stream", type=kind, text=reply.text, start=reply.start, end=reply.end, words=[[w.word, w.start, w.end] for w in reply.words])
 
-try:
-    for reply in recognizer.StreamingRecognize(iter([pb.StreamingRecognizeRequest(audio=b"\0\0")])):
-        pass
-    emit("stream_error", code="OK")
-except grpc.RpcError as e:
-    emit("stream_error", code=e.code().name, details=e.details())
+nan_endpoint = pb.StreamingRecognizeRequest(config=pb.StreamingConfig(sample_rate_hz=16000, endpoint_silence_s=float("nan")))
+for name, first in [("audio_first", pb.StreamingRecognizeRequest(audio=b"\0\0")), ("nan_endpoint", nan_endpoint)]:
+    try:
+        for reply in recognizer.StreamingRecognize(iter([first])):
+            pass
+        emit("stream_error", name=name, code="OK")
+    except grpc.RpcError as e:
+        emit("stream_error", name=name, code=e.code().name, details=e.details())

@@ -170,6 +170,42 @@ fn uploads_in_flight_stay_within_the_memory_budget() {
 }
 
 #[test]
+fn decoded_audio_takes_its_room_in_the_memory_budget_before_decoding() {
+    let _serial = one_at_a_time();
+    // 2,930 KiB in all; the largest body 977 KiB.
+    let server = HarkServer::start(&["--max-body-bytes", "1000000", "--max-body-memory-bytes", "3000000"], &[]);
+    // 20 s of audio: a 626 KiB upload whose samples and features will take
+    // another 1,875 KiB. Alone it fits.
+    let long = common::wav_16k(&vec![0.0; 20 * 16_000]);
+    let post = |body: Vec<u8>| {
+        let response = Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+            .post(server.url("/v1/transcribe"))
+            .body(body)
+            .send()
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().unwrap())
+    };
+    assert_eq!(post(long.clone()).0, 200);
+    // An upload of 879 KiB held open: the long one's body still fits beside
+    // it, its decoded audio does not.
+    let mut holder = TcpStream::connect(server.addr()).unwrap();
+    holder.write_all(b"POST /v1/transcribe HTTP/1.1\r\nHost: hark\r\nContent-Length: 900000\r\n\r\nRIFF").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let (status, body) = post(long.clone());
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("\"busy\""), "{body}");
+    // A short request still fits, and once the holder leaves the long one does.
+    assert_eq!(normal_request(&server).0, 200);
+    drop(holder);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(post(long).0, 200);
+}
+
+#[test]
 fn a_long_prompt_costs_linear_time_off_the_async_workers() {
     let _serial = one_at_a_time();
     let server = HarkServer::start(&[], &[]);

@@ -16,8 +16,7 @@ use symphonia::core::formats::{FormatOptions, TrackType};
 use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
 use symphonia::core::meta::MetadataOptions;
 
-use super::resample::StreamResampler;
-use super::{check_finite, claimed_container, mix_to_mono, sniff, AudioError, AudioLimits, Waveform, MAX_CHANNELS, SAMPLE_RATE_HZ};
+use super::{claimed_container, sniff, AudioError, AudioLimits, Mixdown, Waveform, MAX_CHANNELS, SAMPLE_RATE_HZ};
 
 /// Codecs people send that have no pure-Rust decoder, by name.
 fn codec_name(id: AudioCodecId) -> String {
@@ -130,15 +129,15 @@ fn decode_unguarded(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, Audi
     let max_samples = (limits.max_duration_s * f64::from(SAMPLE_RATE_HZ)).ceil() as usize;
     let too_long =
         |samples: usize| AudioError::TooLong { duration_s: samples as f64 / f64::from(SAMPLE_RATE_HZ), max_s: limits.max_duration_s };
-    let mut resampler: Option<(u32, StreamResampler)> = None;
-    let (mut interleaved, mut samples, mut frames) = (Vec::new(), Vec::new(), 0);
+    let mut mixdown: Option<Mixdown> = None;
+    let mut interleaved = Vec::new();
     loop {
         let packet = match reader.next_packet() {
             Ok(Some(packet)) => packet,
             Ok(None) => break,
             // A file cut short (an upload that stopped, a recorder killed):
             // what was decoded is kept, as players do.
-            Err(e) if is_cut_short(&e) && resampler.is_some() => break,
+            Err(e) if is_cut_short(&e) && mixdown.is_some() => break,
             Err(e) => return Err(malformed(e)),
         };
         if packet.track_id != track_id {
@@ -148,7 +147,7 @@ fn decode_unguarded(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, Audi
             Ok(buffer) => buffer,
             // A corrupt packet is skipped, as players do; the rest still decodes.
             Err(SymphoniaError::DecodeError(_)) => continue,
-            Err(e) if is_cut_short(&e) && resampler.is_some() => break,
+            Err(e) if is_cut_short(&e) && mixdown.is_some() => break,
             Err(e) => return Err(malformed(e)),
         };
         let (rate_hz, channels) = (buffer.spec().rate(), buffer.spec().channels().count());
@@ -158,27 +157,22 @@ fn decode_unguarded(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, Audi
         if channels > MAX_CHANNELS {
             return Err(AudioError::TooManyChannels { channels, max: MAX_CHANNELS });
         }
-        let resampler = match &mut resampler {
-            Some((rate, resampler)) if *rate == rate_hz => resampler,
+        let mixdown = match &mut mixdown {
+            Some(mixdown) if mixdown.rate_hz == rate_hz => mixdown,
             Some(_) => {
                 return Err(AudioError::Malformed { container, message: "the sample rate changes in the middle of the stream".into() })
             }
-            None => &mut resampler.insert((rate_hz, StreamResampler::new(rate_hz)?)).1,
+            None => mixdown.insert(Mixdown::new(container, rate_hz)?),
         };
         buffer.copy_to_vec_interleaved(&mut interleaved);
-        check_finite(&interleaved, channels, frames, container)?;
-        frames += buffer.frames();
-        resampler.push(&mix_to_mono(&interleaved, channels), &mut samples)?;
-        if samples.len() > max_samples {
-            return Err(too_long(samples.len()));
+        mixdown.push(&interleaved, channels)?;
+        if mixdown.len() > max_samples {
+            return Err(too_long(mixdown.len()));
         }
     }
-    let Some((_, resampler)) = resampler else {
-        return Err(AudioError::NoSamples { container });
-    };
-    resampler.finish(&mut samples)?;
-    if samples.len() > max_samples {
-        return Err(too_long(samples.len()));
+    let waveform = mixdown.ok_or(AudioError::NoSamples { container })?.finish()?;
+    if waveform.samples().len() > max_samples {
+        return Err(too_long(waveform.samples().len()));
     }
-    Ok(Waveform::from_samples(samples))
+    Ok(waveform)
 }

@@ -166,21 +166,54 @@ fn sniff(bytes: &[u8]) -> String {
     format!("no known header (first bytes {})", head.join(" "))
 }
 
-/// Averages interleaved channels into one.
-fn mix_to_mono(interleaved: &[f32], channels: usize) -> Vec<f32> {
-    if channels == 1 {
-        return interleaved.to_vec();
-    }
-    let scale = 1.0 / channels as f32;
-    interleaved.chunks_exact(channels).map(|frame| frame.iter().sum::<f32>() * scale).collect()
+/// Interleaved blocks in, 16 kHz mono out. Each block is checked for
+/// non-finite samples, mixed down and resampled as it arrives, so a decoder
+/// never holds more of a file than one block in all its channels: 32
+/// channels of 8-bit audio held whole as f32 would take 128 times the
+/// memory of their mono mix.
+struct Mixdown {
+    container: &'static str,
+    rate_hz: u32,
+    resampler: StreamResampler,
+    /// Input frames pushed so far, to place a bad sample in the file.
+    frames: usize,
+    /// The mix of one block, reused.
+    mono: Vec<f32>,
+    samples: Vec<f32>,
 }
 
-/// Refuses NaN and infinite samples before anything computes with them:
-/// they would make the resampler fail and the features meaningless.
-fn check_finite(interleaved: &[f32], channels: usize, frames_before: usize, container: &'static str) -> Result<(), AudioError> {
-    match interleaved.iter().position(|s| !s.is_finite()) {
-        None => Ok(()),
-        Some(i) => Err(AudioError::NonFiniteSample { container, frame: frames_before + i / channels.max(1) }),
+impl Mixdown {
+    fn new(container: &'static str, rate_hz: u32) -> Result<Self, AudioError> {
+        Ok(Self { container, rate_hz, resampler: StreamResampler::new(rate_hz)?, frames: 0, mono: Vec::new(), samples: Vec::new() })
+    }
+
+    /// Takes the next frames, `channels` samples each.
+    fn push(&mut self, interleaved: &[f32], channels: usize) -> Result<(), AudioError> {
+        if let Some(i) = interleaved.iter().position(|s| !s.is_finite()) {
+            return Err(AudioError::NonFiniteSample { container: self.container, frame: self.frames + i / channels });
+        }
+        self.frames += interleaved.len() / channels;
+        if channels == 1 {
+            return self.resampler.push(interleaved, &mut self.samples);
+        }
+        let scale = 1.0 / channels as f32;
+        self.mono.clear();
+        self.mono.extend(interleaved.chunks_exact(channels).map(|frame| frame.iter().sum::<f32>() * scale));
+        self.resampler.push(&self.mono, &mut self.samples)
+    }
+
+    /// 16 kHz samples produced so far.
+    fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    fn finish(self) -> Result<Waveform, AudioError> {
+        let mut samples = self.samples;
+        self.resampler.finish(&mut samples)?;
+        if samples.is_empty() {
+            return Err(AudioError::NoSamples { container: self.container });
+        }
+        Ok(Waveform::from_samples(samples))
     }
 }
 

@@ -93,18 +93,6 @@ impl StreamResampler {
     }
 }
 
-/// Resamples a whole mono signal from `rate_hz` to 16 kHz.
-pub(super) fn to_16k(samples: Vec<f32>, rate_hz: u32) -> Result<Vec<f32>, AudioError> {
-    if rate_hz == SAMPLE_RATE_HZ {
-        return Ok(samples);
-    }
-    let mut resampler = StreamResampler::new(rate_hz)?;
-    let mut out = Vec::with_capacity((samples.len() as f64 * resampler.ratio) as usize + BLOCK);
-    resampler.push(&samples, &mut out)?;
-    resampler.finish(&mut out)?;
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,14 +101,18 @@ mod tests {
     fn pieces_of_any_size_give_the_same_output_as_the_whole() {
         let rate = 44_100;
         let signal: Vec<f32> = (0..rate * 2).map(|i| (i as f32 * 0.05).sin() * 0.5).collect();
-        let whole = to_16k(signal.clone(), rate as u32).unwrap();
+        let resample = |piece_len: usize| {
+            let mut resampler = StreamResampler::new(rate as u32).unwrap();
+            let mut out = Vec::new();
+            for piece in signal.chunks(piece_len) {
+                resampler.push(piece, &mut out).unwrap();
+            }
+            resampler.finish(&mut out).unwrap();
+            out
+        };
+        let whole = resample(signal.len());
         assert_eq!(whole.len(), 32_000);
-        let mut resampler = StreamResampler::new(rate as u32).unwrap();
-        let mut pieces = Vec::new();
-        for piece in signal.chunks(333) {
-            resampler.push(piece, &mut pieces).unwrap();
-        }
-        resampler.finish(&mut pieces).unwrap();
+        let pieces = resample(333);
         assert_eq!(pieces.len(), whole.len());
         assert!(pieces.iter().zip(&whole).all(|(a, b)| (a - b).abs() < 1e-6));
     }

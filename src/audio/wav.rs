@@ -1,16 +1,15 @@
 //! WAV, read without a demuxer: the common case, kept fast.
 //!
-//! Integer PCM and IEEE float (plain or WAVE_FORMAT_EXTENSIBLE) are read by
-//! hound; G.711 μ-law and A-law, which telephone systems such as Asterisk
-//! record and hound does not read, are expanded here from their tables.
+//! Integer PCM of 8 to 32 bits, IEEE float (plain or WAVE_FORMAT_EXTENSIBLE)
+//! and G.711 μ-law and A-law, which telephone systems such as Asterisk
+//! record, are converted straight from the bytes, a block of frames at a
+//! time, and mixed down as they go.
 //!
-//! The RIFF chunks are walked here before hound sees the bytes so that a bad
-//! upload gets an error naming what is wrong with it: which codec it really
-//! holds, or how many bytes the header promised against how many arrived.
+//! The RIFF chunks are walked first so that a bad upload gets an error naming
+//! what is wrong with it: which codec it really holds, or how many bytes the
+//! header promised against how many arrived.
 
-use std::io::Cursor;
-
-use super::{check_finite, check_rate, mix_to_mono, resample, AudioError, AudioLimits, Waveform, MAX_CHANNELS};
+use super::{check_rate, AudioError, AudioLimits, Mixdown, Waveform, MAX_CHANNELS};
 
 fn malformed(message: String) -> AudioError {
     AudioError::Malformed { container: "WAV", message }
@@ -169,54 +168,47 @@ fn check_header(bytes: &[u8], limits: &AudioLimits) -> Result<(WavFormat, std::o
     Ok((format, data))
 }
 
-/// Decodes a WAV file into 16 kHz mono audio.
+/// Frames converted and mixed down at a time.
+const BLOCK_FRAMES: usize = 4096;
+
+/// Decodes a WAV file into 16 kHz mono audio, a block at a time.
 pub(super) fn decode(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, AudioError> {
     let (format, data) = check_header(bytes, limits)?;
-
-    let interleaved = match format.tag {
-        // The common case, read straight from the bytes: hound's reader goes
-        // sample by sample through io::Read (2 % of a loaded server's time).
-        WAVE_FORMAT_PCM if format.bits_per_sample == 16 => {
-            bytes[data].chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect()
+    let channels = usize::from(format.channels);
+    let frame_bytes = bytes_per_frame(&format);
+    // Whole frames only: a recorder killed mid-write leaves half of one.
+    let data = &bytes[data.start..data.start + data.len() / frame_bytes * frame_bytes];
+    let mut mixdown = Mixdown::new("WAV", format.rate_hz)?;
+    match (format.tag, format.bits_per_sample) {
+        (WAVE_FORMAT_MULAW, _) => mix_blocks(data, channels, &mut mixdown, |[b]: [u8; 1]| mulaw_to_linear(b))?,
+        (WAVE_FORMAT_ALAW, _) => mix_blocks(data, channels, &mut mixdown, |[b]: [u8; 1]| alaw_to_linear(b))?,
+        (WAVE_FORMAT_IEEE_FLOAT, _) => mix_blocks(data, channels, &mut mixdown, f32::from_le_bytes)?,
+        (_, 8) => mix_blocks(data, channels, &mut mixdown, |[b]: [u8; 1]| (f32::from(b) - 128.0) / 128.0)?,
+        (_, 16) => mix_blocks(data, channels, &mut mixdown, |b| f32::from(i16::from_le_bytes(b)) / 32_768.0)?,
+        (_, 24) => {
+            mix_blocks(data, channels, &mut mixdown, |[a, b, c]: [u8; 3]| (i32::from_le_bytes([0, a, b, c]) >> 8) as f32 / 8_388_608.0)?
         }
-        WAVE_FORMAT_MULAW => bytes[data].iter().map(|&b| mulaw_to_linear(b)).collect(),
-        WAVE_FORMAT_ALAW => bytes[data].iter().map(|&b| alaw_to_linear(b)).collect(),
-        _ => read_with_hound(&with_exact_data_size(bytes, &data, bytes_per_frame(&format)))?,
-    };
-    check_finite(&interleaved, usize::from(format.channels), 0, "WAV")?;
-    let mono = mix_to_mono(&interleaved, usize::from(format.channels));
-    if mono.is_empty() {
-        return Err(AudioError::NoSamples { container: "WAV" });
+        _ => mix_blocks(data, channels, &mut mixdown, |b| i32::from_le_bytes(b) as f32 / 2_147_483_648.0)?,
     }
-    Ok(Waveform::from_samples(resample::to_16k(mono, format.rate_hz)?))
+    mixdown.finish()
 }
 
-/// The file with its `data` size stating the whole frames that are there,
-/// for hound, which trusts the header: a copy only when the size was left
-/// at the maximum by a recorder writing to a pipe.
-fn with_exact_data_size<'a>(bytes: &'a [u8], data: &std::ops::Range<usize>, frame_bytes: usize) -> std::borrow::Cow<'a, [u8]> {
-    let exact = data.len() / frame_bytes * frame_bytes;
-    let field = data.start - 4..data.start;
-    if bytes[field.clone()] == (exact as u32).to_le_bytes() {
-        return std::borrow::Cow::Borrowed(bytes);
+/// Converts whole frames of `N`-byte little-endian samples with `convert`
+/// and mixes them down, a block at a time (generic, so each conversion is
+/// inlined into its loop).
+fn mix_blocks<const N: usize>(
+    data: &[u8],
+    channels: usize,
+    mixdown: &mut Mixdown,
+    convert: impl Fn([u8; N]) -> f32,
+) -> Result<(), AudioError> {
+    let mut block = Vec::with_capacity(BLOCK_FRAMES * channels);
+    for chunk in data.chunks(BLOCK_FRAMES * channels * N) {
+        block.clear();
+        block.extend(chunk.chunks_exact(N).map(|sample| convert(sample.try_into().expect("N bytes"))));
+        mixdown.push(&block, channels)?;
     }
-    let mut patched = bytes[..data.start + exact].to_vec();
-    patched[field].copy_from_slice(&(exact as u32).to_le_bytes());
-    std::borrow::Cow::Owned(patched)
-}
-
-/// Reads PCM and float samples as f32 in [-1, 1], interleaved.
-fn read_with_hound(bytes: &[u8]) -> Result<Vec<f32>, AudioError> {
-    let hound_error = |e: hound::Error| malformed(e.to_string());
-    let mut reader = hound::WavReader::new(Cursor::new(bytes)).map_err(hound_error)?;
-    let spec = reader.spec();
-    match spec.sample_format {
-        hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>().map_err(hound_error),
-        hound::SampleFormat::Int => {
-            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
-            reader.samples::<i32>().map(|s| s.map(|s| s as f32 * scale)).collect::<Result<_, _>>().map_err(hound_error)
-        }
-    }
+    Ok(())
 }
 
 /// ITU-T G.711 μ-law expansion, scaled to [-1, 1].
@@ -247,6 +239,8 @@ fn alaw_to_linear(code: u8) -> f32 {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Cursor;
+
     use super::*;
 
     /// A WAV file from a format tag, a sample rate and the raw data chunk.
@@ -288,13 +282,14 @@ mod tests {
     fn pcm16_stereo_is_mixed_to_mono() {
         let spec = hound::WavSpec { channels: 2, sample_rate: 16_000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
         let bytes = hound_wav(spec, |w| {
-            for _ in 0..1600 {
+            // Several blocks' worth.
+            for _ in 0..10_000 {
                 w.write_sample(16384i16).unwrap();
                 w.write_sample(0i16).unwrap();
             }
         });
         let wave = decode(&bytes, &AudioLimits::default()).unwrap();
-        assert_eq!(wave.samples().len(), 1600);
+        assert_eq!(wave.samples().len(), 10_000);
         assert!(wave.samples().iter().all(|&s| (s - 0.25).abs() < 1e-6));
     }
 
@@ -414,10 +409,13 @@ mod tests {
         let err = decode(&wav_bytes(WAVE_FORMAT_PCM, 1, 96_000, 16, &[0; 10]), &limits).unwrap_err();
         assert_eq!(err, AudioError::UnsupportedSampleRate { rate_hz: 96_000 });
 
-        for (rate_hz, bad) in [(8_000, f32::NAN), (16_000, f32::NAN), (16_000, f32::INFINITY)] {
-            let data: Vec<u8> = (0..1000).flat_map(|i| if i == 700 { bad } else { 0.1 }.to_le_bytes()).collect();
+        // Found in whichever block it is in, and placed in the file.
+        for (rate_hz, bad, at) in
+            [(8_000, f32::NAN, 700), (16_000, f32::NAN, 700), (16_000, f32::INFINITY, 700), (16_000, f32::NAN, 20_001)]
+        {
+            let data: Vec<u8> = (0..24_000).flat_map(|i| if i == at { bad } else { 0.1 }.to_le_bytes()).collect();
             let err = decode(&wav_bytes(WAVE_FORMAT_IEEE_FLOAT, 2, rate_hz, 32, &data), &limits).unwrap_err();
-            assert_eq!(err, AudioError::NonFiniteSample { container: "WAV", frame: 350 }, "{rate_hz} Hz, {bad}");
+            assert_eq!(err, AudioError::NonFiniteSample { container: "WAV", frame: at / 2 }, "{rate_hz} Hz, {bad} at {at}");
         }
 
         let short = AudioLimits { max_duration_s: 0.5 };

@@ -53,6 +53,57 @@ impl From<ApiError> for Status {
     }
 }
 
+/// prost's codec, except for what a message that does not parse is
+/// answered: INVALID_ARGUMENT naming the problem, where prost's says
+/// INTERNAL and a client would retry or blame the server.
+#[derive(Debug)]
+pub(crate) struct Codec<T, U>(tonic_prost::ProstCodec<T, U>);
+
+impl<T, U> Default for Codec<T, U> {
+    fn default() -> Self {
+        Self(tonic_prost::ProstCodec::default())
+    }
+}
+
+impl<T, U> tonic::codec::Codec for Codec<T, U>
+where
+    T: prost::Message + Send + 'static,
+    U: prost::Message + Default + Send + 'static,
+{
+    type Encode = T;
+    type Decode = U;
+    type Encoder = tonic_prost::ProstEncoder<T>;
+    type Decoder = MessageDecoder<U>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        self.0.encoder()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        MessageDecoder(self.0.decoder())
+    }
+}
+
+/// Reads one request message for [`Codec`].
+#[derive(Debug)]
+pub(crate) struct MessageDecoder<U>(tonic_prost::ProstDecoder<U>);
+
+impl<U: prost::Message + Default> tonic::codec::Decoder for MessageDecoder<U> {
+    type Item = U;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<U>, Status> {
+        self.0.decode(buf).map_err(|e| match e.code() {
+            tonic::Code::Internal => Status::invalid_argument(format!("malformed_request: the message does not parse: {}", e.message())),
+            _ => e,
+        })
+    }
+
+    fn buffer_settings(&self) -> tonic::codec::BufferSettings {
+        self.0.buffer_settings()
+    }
+}
+
 /// A request's decoding options, in the HTTP API's terms.
 fn decode_options(config: Option<pb::DecodingConfig>) -> DecodeOptions {
     let Some(config) = config else { return DecodeOptions::default() };

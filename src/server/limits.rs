@@ -1,13 +1,18 @@
-//! What one client may hold of the service: request bodies.
+//! What one client may hold of the service: request bodies and the audio
+//! decoded from them.
 //!
 //! - A body whose `Content-Length` is over the limit is answered 413 before
 //!   a byte of it is read.
-//! - The bodies in flight share one memory budget, a semaphore counted in
-//!   KiB: an upload takes its declared size before it is read (a chunked
-//!   one as its bytes arrive) and gives it back when its response is sent.
-//!   When the budget is spent, a request waits briefly and is then answered
-//!   503 with `Retry-After`, so forty 25 MiB uploads cannot grow the process
-//!   past what the operator set aside.
+//! - The bodies in flight and their decoded audio share one memory budget, a
+//!   semaphore counted in KiB. An upload takes its declared size before it
+//!   is read (a chunked one as its bytes arrive); before its audio is
+//!   decoded it takes what the samples and features of its duration will
+//!   hold (the longest allowed when the container does not say). Both are
+//!   given back when its response is sent. When the budget is spent, a
+//!   request waits briefly and is then answered 503 with `Retry-After`, so
+//!   forty 25 MiB uploads, or a flood of small files that unpack into
+//!   minutes of audio, cannot grow the process past what the operator set
+//!   aside.
 //! - A body must keep arriving: after a grace period it must average a
 //!   minimum rate, or the request ends with 408. A phone on a bad mobile
 //!   link sends a few KB/s; a slow-loris client a byte a second.
@@ -42,6 +47,9 @@ pub(super) struct BodyLimits {
     /// KiB of request bodies that may be in memory at once.
     budget: Arc<Semaphore>,
     budget_kib: usize,
+    /// The most one request's decoded audio takes: what the budget holds
+    /// beside the largest body, so a request alone always fits.
+    decoded_cap_kib: usize,
     /// A body gets this long before its rate counts.
     grace: Duration,
     /// Bytes per second a body must average after the grace period.
@@ -51,7 +59,21 @@ pub(super) struct BodyLimits {
 impl BodyLimits {
     pub(super) fn new(max_bytes: usize, budget_bytes: usize, grace: Duration, min_rate_bytes_s: f64) -> Self {
         let budget_kib = kib(budget_bytes);
-        Self { max_bytes, budget: Arc::new(Semaphore::new(budget_kib)), budget_kib, grace, min_rate: min_rate_bytes_s }
+        let decoded_cap_kib = budget_kib.saturating_sub(kib(max_bytes));
+        Self { max_bytes, budget: Arc::new(Semaphore::new(budget_kib)), budget_kib, decoded_cap_kib, grace, min_rate: min_rate_bytes_s }
+    }
+
+    /// Takes room in the budget for `bytes` of decoded audio, waiting briefly.
+    pub(super) async fn reserve_decoded(&self, bytes: usize) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.reserve(kib(bytes).min(self.decoded_cap_kib)).await
+    }
+
+    async fn reserve(&self, kib: usize) -> Result<OwnedSemaphorePermit, ApiError> {
+        let wanted = u32::try_from(kib.min(self.budget_kib)).unwrap_or(u32::MAX);
+        match tokio::time::timeout(BUDGET_WAIT, self.budget.clone().acquire_many_owned(wanted)).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(self.over_budget()),
+        }
     }
 
     /// When a body of `received` bytes, begun at `started`, must have its next byte.
@@ -67,7 +89,7 @@ impl BodyLimits {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
-            format!("the server holds its limit of {} MiB of uploads in flight; retry shortly", self.budget_kib / 1024),
+            format!("the server holds its limit of {} MiB of uploads and their audio in flight; retry shortly", self.budget_kib / 1024),
         )
     }
 }
@@ -113,13 +135,10 @@ pub(super) async fn guard_body(State(state): State<SharedState>, request: Reques
     // A declared size takes its budget now; a chunked body as it arrives.
     let upfront = match declared {
         Some(0) | None => None,
-        Some(bytes) => {
-            let wanted = kib(bytes as usize).min(limits.budget_kib) as u32;
-            match tokio::time::timeout(BUDGET_WAIT, limits.budget.clone().acquire_many_owned(wanted)).await {
-                Ok(Ok(permit)) => Some(permit),
-                _ => return limits.over_budget().into_response(),
-            }
-        }
+        Some(bytes) => match limits.reserve(kib(bytes as usize)).await {
+            Ok(permit) => Some(permit),
+            Err(e) => return e.into_response(),
+        },
     };
     let watch = Arc::new(BodyWatch::default());
     let (mut parts, body) = request.into_parts();

@@ -66,7 +66,8 @@ pub struct ServerConfig {
     pub read_timeout: Duration,
     /// Bytes per second a request body must average after the grace.
     pub min_body_rate: f64,
-    /// Request bodies held in memory at once, over all connections.
+    /// Request bodies and their decoded audio held in memory at once, over
+    /// all connections.
     pub max_body_memory_bytes: usize,
     /// Live streams open at once, and from one client address.
     pub max_streams: usize,
@@ -398,6 +399,8 @@ async fn recognize(state: &AppState, audio: axum::body::Bytes, options: &DecodeO
         let (worker, header) = (recognizer.clone(), audio.clone());
         let stated_s = blocking(move || worker.header_duration_s(&header)).await??;
         let early = stated_s.map(|duration_s| scheduler.admit(duration_s)).transpose()?;
+        // Room for the samples and features, taken before they exist.
+        let _memory = state.body_limits.reserve_decoded(recognizer.working_bytes(stated_s)).await?;
         let _decoding = match early {
             Some(_) => None,
             None => Some(state.decode_slots.acquire().await.expect("the semaphore is never closed")),
