@@ -41,7 +41,7 @@ pub fn single_stream_rtf(
         recognizer.transcribe_bytes(&wav, decoder)?;
         rtfs.push(started.elapsed().as_secs_f64() / waveform.duration_s());
     }
-    Ok(percentile(&mut rtfs, 0.5))
+    Ok(percentile(&mut rtfs, 0.5).expect("at least one run"))
 }
 
 /// What concurrent clients saw.
@@ -119,14 +119,14 @@ pub async fn load(url: &str, wav: Vec<u8>, clip_s: f64, clients: usize, duration
     total
 }
 
-/// The `p` quantile (0–1) of `values`, nearest rank; NaN when empty.
-pub fn percentile(values: &mut [f64], p: f64) -> f64 {
+/// The `p` quantile (0–1) of `values`, nearest rank; None when empty.
+pub fn percentile(values: &mut [f64], p: f64) -> Option<f64> {
     if values.is_empty() {
-        return f64::NAN;
+        return None;
     }
     values.sort_by(f64::total_cmp);
     let rank = (p * values.len() as f64).ceil() as usize;
-    values[rank.clamp(1, values.len()) - 1]
+    Some(values[rank.clamp(1, values.len()) - 1])
 }
 
 /// This process's peak resident memory in MB (Linux; None elsewhere).
@@ -144,10 +144,10 @@ mod tests {
     #[test]
     fn percentiles_by_nearest_rank() {
         let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&mut v, 0.5), 50.0);
-        assert_eq!(percentile(&mut v, 0.99), 99.0);
-        assert_eq!(percentile(&mut v, 1.0), 100.0);
-        assert!(percentile(&mut [], 0.5).is_nan());
+        assert_eq!(percentile(&mut v, 0.5), Some(50.0));
+        assert_eq!(percentile(&mut v, 0.99), Some(99.0));
+        assert_eq!(percentile(&mut v, 1.0), Some(100.0));
+        assert_eq!(percentile(&mut [], 0.5), None);
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! service, [`scheduler`] batches the model's work across requests and
 //! [`metrics`] counts it.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod audio;
 pub mod bench;
 pub mod ctc;

@@ -250,7 +250,10 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // A benchmark's report is its output: the server inside it logs only
+    // what needs attention.
+    let level = if matches!(cli.command, Command::Bench(_)) { "warn" } else { "info" };
+    init_logging(cli.log_format, level);
     let result = match cli.command {
         Command::Serve(args) => match args.config() {
             Ok(config) => serve(args, config),
@@ -287,12 +290,14 @@ fn main() -> ExitCode {
 }
 
 /// Log lines go to stderr (stdout carries the listening address and
-/// command output); `HARK_LOG` filters them (default `info`, without the
-/// audio decoders' per-file chatter, such as "using xing header for
-/// duration": their failures reach the caller as hark's own errors).
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HARK_LOG").unwrap_or_else(|_| "info,symphonia=off".into());
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+/// command output), coloured only on a terminal; `HARK_LOG` filters them
+/// (default `level`, without the audio decoders' per-file chatter, such as
+/// "using xing header for duration": their failures reach the caller as
+/// hark's own errors).
+fn init_logging(format: LogFormat, level: &str) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HARK_LOG").unwrap_or_else(|_| format!("{level},symphonia=off").into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().flatten_event(true).with_current_span(true).with_span_list(false).init(),
@@ -548,7 +553,7 @@ fn eval(model: &ModelArgs, options: &DecodeOptions, worst: usize, cache: Option<
 }
 
 fn bench(args: BenchArgs) -> Result<(), String> {
-    use hark::bench::{clip, load, peak_rss_mb, percentile, single_stream_rtf, wav_bytes};
+    use hark::bench::{clip, load, peak_rss_mb, single_stream_rtf, wav_bytes};
     let recognizer = Arc::new(args.model.load()?);
     let decoder = recognizer.decoder(&args.decode).map_err(|e| e.to_string())?;
     let bytes = std::fs::read(&args.audio).map_err(|e| format!("cannot read {}: {e}", args.audio.display()))?;
@@ -573,11 +578,8 @@ fn bench(args: BenchArgs) -> Result<(), String> {
         let (url, stop) = match &args.url {
             Some(url) => (url.trim_end_matches('/').to_string(), None),
             None => {
-                let config = ServerConfig {
-                    max_body_bytes: wav.len() + 4096,
-                    scheduler: args.scheduler.clone(),
-                    ..ServerConfig::default()
-                };
+                let config =
+                    ServerConfig { max_body_bytes: wav.len() + 4096, scheduler: args.scheduler.clone(), ..ServerConfig::default() };
                 let server = Server::bind(([127, 0, 0, 1], 0).into(), config).await.map_err(|e| e.to_string())?;
                 let addr = server.local_addr().map_err(|e| e.to_string())?;
                 server.readiness().set(recognizer.clone());
@@ -597,16 +599,13 @@ fn bench(args: BenchArgs) -> Result<(), String> {
         );
         for &clients in &args.clients {
             let mut report = load(&endpoint, wav.clone(), args.clip_s, clients, Duration::from_secs_f64(args.duration_s)).await;
-            let ms = |values: &mut Vec<f64>, p| percentile(values, p) * 1000.0;
             println!(
-                "  {clients:>3} clients: {:.1} s of audio per second; 200 × {}: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms; 503 × {}: p99 {:.1} ms; other {}",
+                "  {clients:>3} clients: {:.1} s of audio per second; 200 × {}{}; 503 × {}{}; other {}",
                 report.throughput(),
                 report.ok.len(),
-                ms(&mut report.ok, 0.5),
-                ms(&mut report.ok, 0.95),
-                ms(&mut report.ok, 0.99),
+                latencies(&mut report.ok, &[0.5, 0.95, 0.99]),
                 report.rejected.len(),
-                ms(&mut report.rejected, 0.99),
+                latencies(&mut report.rejected, &[0.99]),
                 report.errors.len()
             );
             if let Some(error) = report.errors.first() {
@@ -620,6 +619,18 @@ fn bench(args: BenchArgs) -> Result<(), String> {
         println!("peak RSS (server and clients in this process): {mb:.0} MB");
     }
     Ok(())
+}
+
+/// ": p50 12 ms, p99 30 ms" for the quantiles `ps` of request times in
+/// seconds; nothing when there were none.
+fn latencies(seconds: &mut [f64], ps: &[f64]) -> String {
+    let quantiles: Vec<String> =
+        ps.iter().filter_map(|&p| Some(format!("p{:.0} {:.1} ms", p * 100.0, hark::bench::percentile(seconds, p)? * 1000.0))).collect();
+    if quantiles.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", quantiles.join(", "))
+    }
 }
 
 fn healthcheck(addr: SocketAddr, ready: bool, timeout_s: f64) -> Result<(), String> {

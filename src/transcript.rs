@@ -1,16 +1,27 @@
 //! What recognition produces: words with times and confidences, and the
 //! segments and subtitle formats (SRT, WebVTT) built from them.
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+
+/// Seconds as a person reads them: to the millisecond (0.93, not
+/// 0.9299999999999999). Times come from 10 ms frames, so nothing is lost.
+pub fn to_ms(seconds: f64) -> f64 {
+    (seconds * 1000.0).round() / 1000.0
+}
+
+/// Serializes seconds with [`to_ms`].
+pub(crate) fn serialize_ms<S: Serializer>(seconds: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(to_ms(*seconds))
+}
 
 /// One recognized word.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Word {
     pub word: String,
     /// Seconds from the start of the audio.
-    #[serde(rename = "start")]
+    #[serde(rename = "start", serialize_with = "serialize_ms")]
     pub start_s: f64,
-    #[serde(rename = "end")]
+    #[serde(rename = "end", serialize_with = "serialize_ms")]
     pub end_s: f64,
     /// In [0, 1]: the geometric mean of its letters' posteriors where they were emitted,
     /// times (in beam search) the share of the final beams that agree on it.
@@ -21,7 +32,7 @@ pub struct Word {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Transcript {
     pub text: String,
-    #[serde(rename = "duration")]
+    #[serde(rename = "duration", serialize_with = "serialize_ms")]
     pub duration_s: f64,
     pub words: Vec<Word>,
     /// The n-best list, best first (the transcript itself included), when
@@ -96,9 +107,9 @@ impl Default for SegmentRules {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Segment {
     pub id: usize,
-    #[serde(rename = "start")]
+    #[serde(rename = "start", serialize_with = "serialize_ms")]
     pub start_s: f64,
-    #[serde(rename = "end")]
+    #[serde(rename = "end", serialize_with = "serialize_ms")]
     pub end_s: f64,
     pub text: String,
     /// Listed once, in the transcript's `words`.
@@ -164,6 +175,15 @@ mod tests {
         let segments = t.segments(SegmentRules::default());
         assert_eq!(to_srt(&segments), "1\n00:00:00,000 --> 00:00:00,500\nhello\n\n2\n01:01:01,250 --> 01:01:02,000\nworld\n\n");
         assert_eq!(to_vtt(&segments), "WEBVTT\n\n00:00:00.000 --> 00:00:00.500\nhello\n\n01:01:01.250 --> 01:01:02.000\nworld\n\n");
+    }
+
+    #[test]
+    fn times_are_written_to_the_millisecond() {
+        let t = Transcript::new(vec![word("three", 31.0 * 0.03, 0.1 + 0.2)], 1.2345625);
+        let json = serde_json::to_string(&t).unwrap();
+        assert!(json.contains(r#""start":0.93,"end":0.3,"#) && json.contains(r#""duration":1.235"#), "{json}");
+        let segments = serde_json::to_string(&t.segments(SegmentRules::default())).unwrap();
+        assert!(segments.contains(r#""start":0.93,"end":0.3"#), "{segments}");
     }
 
     #[test]

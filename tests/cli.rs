@@ -86,14 +86,23 @@ fn decode_writes_the_16_khz_float_audio_hark_hears() {
 fn bench_measures_one_stream_and_concurrent_clients_against_the_real_server() {
     let model = common::fixture("fsdd-digits").display().to_string();
     let args = ["bench", "--model", &model, "--audio", &take("3_theo_0.wav"), "--single-s", "1,2", "--clients", "1,3"];
-    let out = hark(&[&args[..], &["--clip-s", "0.5", "--duration-s", "1"]].concat());
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    // Without HARK_LOG: the report alone, no log lines of the server inside.
+    let out = Command::new(env!("CARGO_BIN_EXE_hark"))
+        .args([&args[..], &["--clip-s", "0.5", "--duration-s", "1"]].concat())
+        .env_remove("HARK_MODEL")
+        .env_remove("HARK_LOG")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stderr.trim().is_empty(), "log lines beside the report: {stderr}");
+    assert!(!stdout.contains("NaN"), "{stdout}");
     assert_eq!(stdout.matches(" s audio: RTF ").count(), 2, "{stdout}");
     let runs: Vec<&str> = stdout.lines().filter(|l| l.contains(" clients: ")).collect();
     assert_eq!(runs.len(), 2, "{stdout}");
     for run in runs {
-        assert!(run.ends_with("other 0") && !run.contains("200 × 0:"), "every request served: {run}");
+        assert!(run.ends_with("other 0") && !run.contains("200 × 0"), "every request served: {run}");
+        assert!(run.contains("p50 ") && run.contains("p99 "), "{run}");
     }
     assert!(stdout.contains("peak RSS"), "{stdout}");
 }

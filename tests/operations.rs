@@ -152,6 +152,16 @@ fn request_ids_come_back_and_tag_the_log_lines() {
 }
 
 #[test]
+fn text_logs_into_a_file_or_pipe_carry_no_colour_codes() {
+    let server = HarkServer::start(&[], &[("HARK_LOG", "info")]);
+    assert_eq!(Client::new().post(server.url("/v1/transcribe")).body(common::fsdd("7_jackson_0.wav")).send().unwrap().status(), 200);
+    server.wait_for_log("answered", Duration::from_secs(5)).expect("the request is logged");
+    let logs = server.logs();
+    assert!(logs.iter().any(|l| l.contains(" INFO ")), "{logs:?}");
+    assert!(logs.iter().all(|l| !l.contains('\x1b')), "ANSI escapes in: {logs:?}");
+}
+
+#[test]
 fn start_up_logs_one_line_with_the_configuration_and_the_model() {
     let server = HarkServer::start(&["--log-format", "json", "--max-batch", "7"], &[("HARK_LOG", "info")]);
     let ready = json_logs(&server, "ready:");

@@ -69,6 +69,10 @@ fn a_raw_wav_body_comes_back_as_a_transcript_with_word_times() {
     let (start, end, confidence) = (word["start"].as_f64().unwrap(), word["end"].as_f64().unwrap(), word["confidence"].as_f64().unwrap());
     assert!(0.0 <= start && start < end && end <= duration + 0.03, "{word}");
     assert!((0.0..=1.0).contains(&confidence) && confidence > 0.5, "{word}");
+    // Times to the millisecond, as a person reads them.
+    for time in [duration, start, end, body["segments"][0]["start"].as_f64().unwrap()] {
+        assert_eq!(time, (time * 1000.0).round() / 1000.0, "{body}");
+    }
 }
 
 #[test]

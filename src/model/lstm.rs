@@ -1,8 +1,8 @@
 //! The BiLSTM fast path: the recurrence as one hand-written loop.
 //!
 //! candle-nn's LSTM slices the input and issues about fifteen small tensor
-//! ops per step (319 ms for 10 s of audio through a 3×320 network here);
-//! the arithmetic is a fraction of that. This loop does what is left:
+//! ops per step; the arithmetic is a fraction of that. This loop does what
+//! is left:
 //! - the input projections of every step of every sequence in one product,
 //!   before the recurrence;
 //! - per step, only the recurrent product `W_hh · h` and the gate math,
@@ -10,19 +10,17 @@
 //! - a batch advances all its sequences together, longest first, so the
 //!   recurrent weights are read once per step for the whole batch;
 //! - the weights stay in f16, as stored in the model file: half the bytes
-//!   to bring in (f32 weights ran slower here), and since the stored values
-//!   are f16 the arithmetic (in f32) is unchanged;
+//!   to bring in, and since the stored values are f16 the arithmetic (in
+//!   f32) is unchanged;
 //! - both products use one kernel over one layout ([`Blocked`]): weights in
 //!   blocks of 16 outputs, each block's columns one after another, read
-//!   front to back in a few sequential streams the prefetcher follows (19 ms
-//!   instead of 27 ms for the recurrent products of one direction of a 3×320
-//!   network over 10 s here, against 128 bytes at a time with a 2.5 KB
-//!   stride), up to six input rows per pass so that each weight, loaded and
-//!   widened once, feeds several FMAs. On the input projections' shapes
-//!   that ran at 59–65 GFLOP/s (best runs 84–88) here, against 53–62 (best
-//!   65–69) for the matrixmultiply crate, which packs both operands at every
-//!   call, and 90 for FMAs alone; a batch of 16 × 5 s through the network
-//!   took 326–338 ms instead of 367 (`cargo bench --bench pipeline`).
+//!   front to back in a few sequential streams the prefetcher follows, up
+//!   to six input rows per pass so that each weight, loaded and widened
+//!   once, feeds several FMAs. A general matrix product packs both operands
+//!   at every call, which costs more than it saves at these shapes.
+//!
+//! `cargo bench --bench pipeline` measures the loop against candle-nn's
+//! LSTM; the README's Speed section has the numbers.
 //!
 //! On x86-64 with AVX2, FMA and F16C (checked at run time) the kernel is
 //! explicit SIMD; elsewhere a portable loop does the same sums.
@@ -66,9 +64,15 @@ impl Packed {
 }
 
 /// Which kernel runs the products; chosen once, when the model loads.
+/// Only [`Kernel::detect`] can choose the SIMD one: its field is private,
+/// so no other code can claim CPU features that were not checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kernel {
+pub(super) struct Kernel(Isa);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isa {
     Portable,
+    /// AVX2, FMA and F16C, checked at run time.
     #[cfg(target_arch = "x86_64")]
     Avx2,
 }
@@ -79,15 +83,11 @@ impl Kernel {
     /// gates a multiple of 64).
     pub(super) fn detect(hidden: usize) -> Self {
         #[cfg(target_arch = "x86_64")]
-        if hidden.is_multiple_of(16)
-            && is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-            && is_x86_feature_detected!("f16c")
-        {
-            return Kernel::Avx2;
+        if hidden.is_multiple_of(16) && avx2::available() {
+            return Kernel(Isa::Avx2);
         }
         let _ = hidden;
-        Kernel::Portable
+        Kernel(Isa::Portable)
     }
 
     /// `out[rows[k]] += W · x[k]` for each input row `k`: the outputs
@@ -95,24 +95,25 @@ impl Kernel {
     /// not be consecutive.
     fn product(self, w: &Blocked, x: &[f32], out: &mut [f32], rows: &[usize]) {
         assert!(x.len() >= rows.len() * w.inputs && rows.iter().all(|&r| (r + 1) * w.outputs <= out.len()));
-        match self {
-            Kernel::Portable => product_portable(w, x, out, rows),
-            // SAFETY: `detect` chose this kernel only after checking that the
-            // CPU has the features and that the outputs fit its passes; the
-            // assert above keeps every row in bounds.
+        match self.0 {
+            Isa::Portable => product_portable(w, x, out, rows),
+            // SAFETY: only `detect` makes this kernel, after checking that
+            // the CPU has the features and that the outputs fit its passes;
+            // the assert above keeps every row in bounds.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { avx2::product(w, x, out, rows) },
+            Isa::Avx2 => unsafe { avx2::product(w, x, out, rows) },
         }
     }
 
     /// The LSTM cell for each running sequence `k`: `gates[rows[k]]` → new
     /// `c[k]` and `h[k]`.
     fn cell(self, gates: &[f32], rows: &[usize], c: &mut [f32], h: &mut [f32], hidden: usize) {
-        match self {
-            Kernel::Portable => cell(gates, rows, c, h, hidden),
-            // SAFETY: as above; the code is the portable one, compiled for AVX2.
+        match self.0 {
+            Isa::Portable => cell(gates, rows, c, h, hidden),
+            // SAFETY: only `detect` makes this kernel, after checking the
+            // CPU's features; the code is the portable one, compiled for AVX2.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { avx2::cell(gates, rows, c, h, hidden) },
+            Isa::Avx2 => unsafe { avx2::cell(gates, rows, c, h, hidden) },
         }
     }
 }
@@ -297,22 +298,35 @@ mod avx2 {
 
     use super::{Blocked, BLOCK};
 
+    /// Whether this CPU runs the functions below.
+    pub(super) fn available() -> bool {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+    }
+
     /// `out[rows[k]] += W · x[k]`, up to six input rows at a time so that
-    /// each weight, loaded and widened once, feeds several FMAs. The caller
-    /// checks the bounds; `w.outputs` must be a multiple of 64.
+    /// each weight, loaded and widened once, feeds several FMAs.
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C ([`available`]); `x` holds
+    /// `rows.len()` rows of `w.inputs` values and every `rows[k]` is a whole
+    /// row of `w.outputs` values in `out`.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn product(w: &Blocked, x: &[f32], out: &mut [f32], rows: &[usize]) {
-        assert!(w.outputs.is_multiple_of(64));
+        assert!(w.outputs.is_multiple_of(64), "the passes cover 64 outputs at a time");
         let n = rows.len();
         let mut k = 0;
         while k < n {
-            k += match n - k {
-                1 => pass::<1, 8>(w, x, out, rows, k),
-                2 => pass::<2, 4>(w, x, out, rows, k),
-                3 => pass::<3, 4>(w, x, out, rows, k),
-                4 => pass::<4, 2>(w, x, out, rows, k),
-                5 => pass::<5, 2>(w, x, out, rows, k),
-                _ => pass::<6, 2>(w, x, out, rows, k),
+            // SAFETY: the caller's bounds hold for rows k..k+S, which each
+            // pass stays within (S ≤ n - k).
+            k += unsafe {
+                match n - k {
+                    1 => pass::<1, 8>(w, x, out, rows, k),
+                    2 => pass::<2, 4>(w, x, out, rows, k),
+                    3 => pass::<3, 4>(w, x, out, rows, k),
+                    4 => pass::<4, 2>(w, x, out, rows, k),
+                    5 => pass::<5, 2>(w, x, out, rows, k),
+                    _ => pass::<6, 2>(w, x, out, rows, k),
+                }
             };
         }
     }
@@ -320,29 +334,42 @@ mod avx2 {
     /// Input rows `k0..k0+S`, outputs in passes of `8·R` (S·R accumulators,
     /// at most 12 of the 16 vector registers; `R` even, so a pass covers
     /// `R/2` whole blocks, read as that many sequential streams); returns S.
+    ///
+    /// # Safety
+    /// As for [`product`], for rows `k0..k0+S`; `8·R` divides `w.outputs`.
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
     unsafe fn pass<const S: usize, const R: usize>(w: &Blocked, x: &[f32], out: &mut [f32], rows: &[usize], k0: usize) -> usize {
         let (inputs, outputs) = (w.inputs, w.outputs);
+        debug_assert!(k0 + S <= rows.len() && x.len() >= (k0 + S) * inputs && outputs.is_multiple_of(8 * R));
         let wp = w.w.as_ptr().cast::<u16>();
-        let xp = x.as_ptr().add(k0 * inputs);
-        let op: [*mut f32; S] = std::array::from_fn(|s| out.as_mut_ptr().add(rows[k0 + s] * outputs));
+        // SAFETY: row k0 of `x` starts inside it (the caller's bounds).
+        let xp = unsafe { x.as_ptr().add(k0 * inputs) };
+        // SAFETY: each `rows[k0 + s]` is a whole row of `out` (the caller's bounds).
+        let op: [*mut f32; S] = std::array::from_fn(|s| unsafe { out.as_mut_ptr().add(rows[k0 + s] * outputs) });
         for r in (0..outputs).step_by(8 * R) {
+            // Accumulators start from the outputs: vectors r + 8i, i < R, of
+            // each row, inside it since r + 8R ≤ outputs.
             let mut acc = [[_mm256_setzero_ps(); R]; S];
             for (s, acc) in acc.iter_mut().enumerate() {
                 for (i, a) in acc.iter_mut().enumerate() {
-                    *a = _mm256_loadu_ps(op[s].add(r + 8 * i));
+                    // SAFETY: 8 floats at r + 8i < outputs of a whole output row.
+                    *a = unsafe { _mm256_loadu_ps(op[s].add(r + 8 * i)) };
                 }
             }
             // Vector `i` of this pass: half `i % 2` of block `r / 16 + i / 2`.
-            let streams: [*const u16; R] = std::array::from_fn(|i| wp.add((r + BLOCK * (i / 2)) * inputs + 8 * (i % 2)));
+            // SAFETY: block r/16 + i/2 is one of the outputs/16 blocks of `w`,
+            // each `inputs * BLOCK` halves long.
+            let streams: [*const u16; R] = std::array::from_fn(|i| unsafe { wp.add((r + BLOCK * (i / 2)) * inputs + 8 * (i % 2)) });
             for j in 0..inputs {
                 let mut wv = [_mm256_setzero_ps(); R];
                 for (v, stream) in wv.iter_mut().zip(&streams) {
-                    *v = _mm256_cvtph_ps(_mm_loadu_si128(stream.add(j * BLOCK).cast()));
+                    // SAFETY: column j < inputs of the stream's block, 8 halves of its 16.
+                    *v = unsafe { _mm256_cvtph_ps(_mm_loadu_si128(stream.add(j * BLOCK).cast())) };
                 }
                 for (s, acc) in acc.iter_mut().enumerate() {
-                    let xj = _mm256_set1_ps(*xp.add(s * inputs + j));
+                    // SAFETY: value j < inputs of input row k0 + s, inside `x`.
+                    let xj = _mm256_set1_ps(unsafe { *xp.add(s * inputs + j) });
                     for (a, v) in acc.iter_mut().zip(&wv) {
                         *a = _mm256_fmadd_ps(*v, xj, *a);
                     }
@@ -350,7 +377,8 @@ mod avx2 {
             }
             for (s, acc) in acc.iter().enumerate() {
                 for (i, a) in acc.iter().enumerate() {
-                    _mm256_storeu_ps(op[s].add(r + 8 * i), *a);
+                    // SAFETY: where the accumulator was loaded from.
+                    unsafe { _mm256_storeu_ps(op[s].add(r + 8 * i), *a) };
                 }
             }
         }
@@ -358,6 +386,9 @@ mod avx2 {
     }
 
     /// The portable cell, compiled with AVX2 so that it vectorizes.
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C ([`available`]).
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn cell(gates: &[f32], rows: &[usize], c: &mut [f32], h: &mut [f32], hidden: usize) {
         super::cell(gates, rows, c, h, hidden)
@@ -437,8 +468,11 @@ mod tests {
         let lengths = vec![37, 30, 20, 20, 17, 9, 9, 5, 1];
         let packed = Packed::new(lengths.clone());
         let x = values(packed.rows() * input, 7, 1.5);
-        let mut kernels = vec![Kernel::Portable];
-        if Kernel::detect(hidden) != Kernel::Portable {
+        let mut kernels = vec![Kernel(Isa::Portable)];
+        #[cfg(target_arch = "x86_64")]
+        if avx2::available() {
+            // A CPU that has it must run it, or its speed goes unmeasured.
+            assert_eq!(Kernel::detect(hidden), Kernel(Isa::Avx2));
             kernels.push(Kernel::detect(hidden));
         }
         for kernel in kernels {
@@ -459,7 +493,7 @@ mod tests {
         // 20 units: whole gate blocks, too few for the SIMD passes; 7: the
         // last gate block padded.
         for hidden in [20, 7] {
-            assert_eq!(Kernel::detect(hidden), Kernel::Portable);
+            assert_eq!(Kernel::detect(hidden), Kernel(Isa::Portable));
             let d = direction(8, hidden);
             let packed = Packed::new(vec![6]);
             let x = values(6 * 8, 9, 1.0);

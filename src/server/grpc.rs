@@ -25,7 +25,7 @@ use super::streaming::{self, StreamResult};
 use super::{recognize, ApiError, SharedState};
 use crate::recognizer::{DecodeOptions, DecoderKind};
 use crate::stream::ResultKind;
-use crate::transcript::{SegmentRules, Word};
+use crate::transcript::{to_ms, SegmentRules, Word};
 
 #[allow(clippy::all, missing_docs)]
 mod pb {
@@ -124,7 +124,7 @@ fn decode_options(config: Option<pb::DecodingConfig>) -> DecodeOptions {
 }
 
 fn words(words: Vec<Word>) -> Vec<pb::Word> {
-    words.into_iter().map(|w| pb::Word { word: w.word, start: w.start_s, end: w.end_s, confidence: w.confidence }).collect()
+    words.into_iter().map(|w| pb::Word { word: w.word, start: to_ms(w.start_s), end: to_ms(w.end_s), confidence: w.confidence }).collect()
 }
 
 impl From<StreamResult> for pb::StreamingRecognizeResponse {
@@ -133,7 +133,7 @@ impl From<StreamResult> for pb::StreamingRecognizeResponse {
             ResultKind::Partial => pb::streaming_recognize_response::ResultType::Partial,
             ResultKind::Final => pb::streaming_recognize_response::ResultType::Final,
         };
-        Self { r#type: kind.into(), text: r.text, words: words(r.words), start: r.start_s, end: r.end_s }
+        Self { r#type: kind.into(), text: r.text, words: words(r.words), start: to_ms(r.start_s), end: to_ms(r.end_s) }
     }
 }
 
@@ -152,9 +152,9 @@ impl Service {
         let segments = transcript.segments(SegmentRules::default());
         Ok(Response::new(pb::RecognizeResponse {
             text: transcript.text,
-            duration: transcript.duration_s,
+            duration: to_ms(transcript.duration_s),
             words: words(transcript.words),
-            segments: segments.into_iter().map(|s| pb::Segment { start: s.start_s, end: s.end_s, text: s.text }).collect(),
+            segments: segments.into_iter().map(|s| pb::Segment { start: to_ms(s.start_s), end: to_ms(s.end_s), text: s.text }).collect(),
             alternatives: transcript.alternatives.into_iter().map(|a| pb::Alternative { text: a.text, score: a.score }).collect(),
             model: recognizer.model().config().name.clone(),
         }))

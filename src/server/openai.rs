@@ -14,7 +14,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::{blocking, decode_options, recognize, upload, SharedState};
 use crate::recognizer::DecodeOptions;
-use crate::transcript::{to_srt, to_vtt, SegmentRules};
+use crate::transcript::{to_ms, to_srt, to_vtt, SegmentRules};
 
 /// The `response_format` values OpenAI defines.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -118,7 +118,7 @@ pub async fn transcriptions(State(state): State<SharedState>, request: Request) 
             let mut body = json!({
                 "task": "transcribe",
                 "language": "english",
-                "duration": transcript.duration_s,
+                "duration": to_ms(transcript.duration_s),
                 "text": transcript.text,
             });
             if granularities.is_empty() || granularities.contains(&"segment") {
@@ -128,7 +128,7 @@ pub async fn transcriptions(State(state): State<SharedState>, request: Request) 
                         let mean_log_confidence =
                             s.words.iter().map(|w| f64::from(w.confidence.max(1e-6)).ln()).sum::<f64>() / s.words.len() as f64;
                         json!({
-                            "id": s.id, "seek": 0, "start": s.start_s, "end": s.end_s, "text": s.text,
+                            "id": s.id, "seek": 0, "start": to_ms(s.start_s), "end": to_ms(s.end_s), "text": s.text,
                             "tokens": [], "temperature": 0.0, "avg_logprob": mean_log_confidence,
                             "compression_ratio": 1.0, "no_speech_prob": 0.0,
                         })

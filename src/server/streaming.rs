@@ -32,7 +32,7 @@ use super::{blocking, decode_options, recognize_pieces, ApiError, AppState, Read
 use crate::ctc::CtcDecoder;
 use crate::recognizer::{DecodeOptions, Piece};
 use crate::stream::{ResultKind, Stream, StreamError, Utterance};
-use crate::transcript::Word;
+use crate::transcript::{serialize_ms, Word};
 
 /// Audio chunks in flight between a transport and its stream's task.
 const AUDIO_CHANNEL: usize = 64;
@@ -51,9 +51,9 @@ pub(super) struct StreamResult {
     pub text: String,
     pub words: Vec<Word>,
     /// The utterance's span in the stream, in seconds.
-    #[serde(rename = "start")]
+    #[serde(rename = "start", serialize_with = "serialize_ms")]
     pub start_s: f64,
-    #[serde(rename = "end")]
+    #[serde(rename = "end", serialize_with = "serialize_ms")]
     pub end_s: f64,
 }
 
