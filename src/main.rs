@@ -161,8 +161,9 @@ struct ModelArgs {
     /// Model directory (config.json, model.safetensors, tokens.txt); the built-in default model when absent.
     #[arg(long, env = "HARK_MODEL")]
     model: Option<PathBuf>,
-    /// ARPA language model for beam search, instead of the one the model
-    /// directory's decoder.json names; makes beam search the default.
+    /// Language model for beam search (ARPA text or hark's binary form),
+    /// instead of the one the model directory's decoder.json names; makes
+    /// beam search the default.
     #[arg(long, env = "HARK_LM")]
     lm: Option<PathBuf>,
     /// Longest audio accepted, in seconds.
@@ -669,13 +670,13 @@ fn build_lm(order: usize, prune: &[u64], out: &Path, inputs: &[PathBuf]) -> Resu
         eprintln!("note: too little text for discounts of orders {:?}; used lmplz's fallback (0.5, 1, 1.5)", model.fallback_orders);
     }
     let arpa = model.to_arpa();
-    let counts: Vec<String> = arpa.lines().skip(1).take_while(|l| l.starts_with("ngram ")).map(|l| l[6..].to_string()).collect();
+    let lm = hark::lm::NgramLm::from_arpa(&arpa).map_err(|(line, e)| format!("internal error at ARPA line {line}: {e}"))?;
     if out.extension().is_some_and(|e| e == "bin") {
-        let lm = hark::lm::NgramLm::from_arpa(&arpa).map_err(|(line, e)| format!("internal error at ARPA line {line}: {e}"))?;
         write_lm_file(out, &lm.to_binary())?;
     } else {
         write_lm_file(out, arpa.as_bytes())?;
     }
+    let counts: Vec<String> = lm.counts().iter().enumerate().map(|(n, count)| format!("{}={count}", n + 1)).collect();
     println!("{} sentences → {} ({}) in {:.1} s", sentences.len(), out.display(), counts.join(", "), started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -58,6 +58,7 @@ fn digit_string(recipe: &Value) -> (Vec<u8>, String) {
 }
 
 #[test]
+#[ignore = "slow tier: tests/run.sh --slow"]
 fn english_model_wer_on_real_speech_stays_at_its_measured_level() {
     let server = HarkServer::start_with_model(&english_model(), &[], &[]);
     let ljspeech = wer(&server, "ljspeech-dev", manifest(&shared_data().join("ljspeech-dev/dev.jsonl")));

@@ -54,20 +54,29 @@ fn eval_prints_wer_cer_and_the_worst_utterances() {
     let dir = std::env::temp_dir().join(format!("hark-cli-eval-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let manifest = dir.join("m.jsonl");
+    // The second and third references are wrong on purpose: errors to count.
     let lines: String = ["1_george_0.wav", "2_theo_0.wav", "3_lucas_0.wav"]
         .iter()
-        .zip(["one", "two", "three"])
+        .zip(["one", "one", "three four"])
         .map(|(f, t)| format!("{{\"audio_filepath\": \"{}\", \"duration\": 0.5, \"text\": \"{t}\"}}\n", take(f)))
         .collect();
     std::fs::write(&manifest, lines).unwrap();
     let model = common::fixture("fsdd-digits").display().to_string();
-    let out = hark(&["eval", "--model", &model, "--worst", "1", manifest.to_str().unwrap()]);
+    let out = hark(&["eval", "--model", &model, "--worst", "3", manifest.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("3 utterances"), "{stdout}");
+    assert!(stdout.contains("CER:") && stdout.contains("RTF:"), "{stdout}");
+    // The WER is the word errors of the listed pairs over their reference words.
+    let words = |prefix: &str| -> Vec<Vec<String>> {
+        stdout.lines().filter_map(|l| l.trim().strip_prefix(prefix)).map(|t| t.split_whitespace().map(String::from).collect()).collect()
+    };
+    let (refs, hyps) = (words("ref:"), words("hyp:"));
+    assert_eq!((refs.len(), hyps.len()), (3, 3), "{stdout}");
+    let errors: usize = refs.iter().zip(&hyps).map(|(r, h)| hark::eval::edit_distance(r, h)).sum();
+    let expected = 100.0 * errors as f64 / refs.iter().map(Vec::len).sum::<usize>() as f64;
     let wer: f64 = stdout.lines().find_map(|l| l.strip_prefix("WER:")).unwrap().trim().trim_end_matches('%').parse().unwrap();
-    assert!((0.0..=100.0).contains(&wer), "{stdout}");
-    assert!(stdout.contains("CER:") && stdout.contains("RTF:") && stdout.contains("ref: "), "{stdout}");
+    assert!(errors >= 2 && (wer - expected).abs() < 0.01, "WER {wer} vs {expected} from the pairs: {stdout}");
 }
 
 #[test]

@@ -54,6 +54,7 @@ fn measure(server: &HarkServer, cases: &[Case], hotwords: Option<&str>) -> (usiz
 }
 
 #[test]
+#[ignore = "slow tier: tests/run.sh --slow"]
 fn boosting_names_finds_more_of_them_without_hurting_the_rest() {
     let cases = cases();
     assert!(cases.len() >= 10);

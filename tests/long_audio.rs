@@ -67,6 +67,7 @@ fn words_of(body: &Value) -> Vec<(String, f64, f64)> {
 }
 
 #[test]
+#[ignore = "slow tier: tests/run.sh --slow"]
 fn a_ten_minute_file_comes_back_in_segments_that_match_the_pieces_it_was_made_from() {
     // Digits from real speakers on the digits model, so that every piece has
     // a known right answer: the English model is not yet accurate enough
@@ -86,7 +87,7 @@ fn a_ten_minute_file_comes_back_in_segments_that_match_the_pieces_it_was_made_fr
         (common::metric(&metrics, "hark_batch_size_sum").unwrap(), common::metric(&metrics, "hark_batch_size_count").unwrap());
     assert!(sum / count > 2.0, "mean batch {:.1} ({sum} pieces in {count} batches)", sum / count);
 
-    // Segments lie inside one piece (with the quarter second of pause the
+    // Segments lie inside one piece (with the 0.1 s of pause the
     // detector keeps around speech and 0.1 s of slack for where a word's
     // first and last frames fall): all but the few where the detector heard
     // no pause between two takes.
@@ -152,6 +153,7 @@ fn a_ten_minute_file_comes_back_in_segments_that_match_the_pieces_it_was_made_fr
 }
 
 #[test]
+#[ignore = "slow tier: tests/run.sh --slow"]
 fn cuts_inside_sentences_rarely_split_a_word() {
     // A window of 3 s forces cuts inside every dev utterance longer than
     // that; a cut is mid-word when it falls between the first and last

@@ -210,10 +210,11 @@ async fn bad_streams(server: &HarkServer) {
     assert_eq!(health.status().as_u16(), 200);
 }
 
-/// Measures what a live English stream costs, with the default settings
+/// A live English stream against the same audio as one file, with the default settings
 /// (a partial every 0.5 s of new audio, finals after 0.6 s of pause) and the
 /// default English model: two LJSpeech sentences, sent at real time.
 #[test]
+#[ignore = "slow tier: tests/run.sh --slow"]
 fn english_speech_streams_with_partials_every_half_second() {
     let server = HarkServer::start_with_model(&common::repo().join("models/hark-en"), &[], &[]);
     let manifest = hark::eval::read_manifest(&common::shared_data().join("ljspeech-dev/dev.jsonl")).unwrap();
@@ -241,10 +242,9 @@ fn english_speech_streams_with_partials_every_half_second() {
         reqwest::blocking::Client::new().post(server.url("/v1/transcribe")).body(common::wav_16k(&samples)).send().unwrap().json().unwrap();
     let whole_words: Vec<String> = whole["text"].as_str().unwrap().split_whitespace().map(String::from).collect();
     let wer = |hypothesis: &[String]| 100.0 * hark::eval::edit_distance(&reference, hypothesis) as f64 / reference.len() as f64;
-    println!(
-        "{speech_s:.1} s of speech: {}; WER streamed {:.1} %, whole file {:.1} %",
-        Cost::of(&received, &spans),
-        wer(&streamed),
-        wer(&whole_words),
-    );
+    let (streamed_wer, whole_wer) = (wer(&streamed), wer(&whole_words));
+    println!("{speech_s:.1} s of speech: {}; WER streamed {streamed_wer:.1} %, whole file {whole_wer:.1} %", Cost::of(&received, &spans));
+    // Each final is its utterance recognized whole, as the file is: the
+    // stream may differ only where the endpointer cut.
+    assert!(streamed_wer <= whole_wer + 10.0, "streamed {streamed_wer:.1} % against {whole_wer:.1} % for the whole file");
 }

@@ -5,7 +5,7 @@ use rustc_hash::FxHashMap;
 
 /// Node 0 is the root; edges live in one hash map, so a node costs nothing
 /// beyond the data its owner keeps per node.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TokenTrie {
     edges: FxHashMap<(u32, u32), u32>,
     len: u32,
@@ -13,7 +13,14 @@ pub struct TokenTrie {
 
 pub const ROOT: u32 = 0;
 
+impl Default for TokenTrie {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl TokenTrie {
+    /// A trie holding only its root.
     pub fn new() -> Self {
         Self { edges: FxHashMap::default(), len: 1 }
     }

@@ -16,7 +16,11 @@ pub fn repo() -> PathBuf {
 /// The read-only shared data sets, beside the checkout (`../shared/data`).
 pub fn shared_data() -> PathBuf {
     let dir = repo().join("../shared/data");
-    assert!(dir.is_dir(), "the shared data sets are expected at {}", dir.display());
+    assert!(
+        dir.is_dir(),
+        "the shared data sets are expected at {}: the datasets folder beside this repository that the README's 'Test it' describes",
+        dir.display()
+    );
     dir
 }
 
