@@ -9,13 +9,13 @@
 //!     cargo bench --bench pipeline
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use hark::audio::{decode, AudioLimits, Waveform};
-use hark::ctc::{CtcDecoder, GreedyDecoder};
-use hark::features::{Fbank, FbankOptions};
-use hark::model::reference::ReferenceModel;
-use hark::model::{AcousticModel, ModelFiles};
-use hark::recognizer::{DecodeOptions, DecoderKind, Recognizer};
-use hark::vad::Endpointer;
+use hark_core::audio::{decode, AudioLimits, Waveform};
+use hark_core::ctc::{CtcDecoder, GreedyDecoder};
+use hark_core::features::{Fbank, FbankOptions};
+use hark_core::model::reference::ReferenceModel;
+use hark_core::model::{AcousticModel, ModelFiles};
+use hark_core::recognizer::{DecodeOptions, DecoderKind, Recognizer};
+use hark_core::vad::Endpointer;
 
 /// 10 s of a 16-bit WAV at `rate` Hz: a tone sweep under noise.
 fn ten_seconds_wav(rate: u32) -> Vec<u8> {
@@ -45,7 +45,7 @@ fn pipeline(c: &mut Criterion) {
     let model = AcousticModel::load(&files).unwrap();
     let reference = ReferenceModel::load(&files).unwrap();
     let log_probs = model.forward(&features);
-    let five_seconds = hark::features::Features::new(features.data()[..features.data().len() / 2].to_vec(), features.num_bins());
+    let five_seconds = hark_core::features::Features::new(features.data()[..features.data().len() / 2].to_vec(), features.num_bins());
     let batch = vec![&five_seconds; 16];
 
     c.bench_function("decode WAV 10 s 22.05 kHz", |b| b.iter(|| decode(&wav, &limits).unwrap()));

@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::audio::{Waveform, SAMPLE_RATE_HZ};
-use crate::ctc::CtcDecoder;
-use crate::recognizer::{RecognizeError, Recognizer};
+use hark_core::audio::{Waveform, SAMPLE_RATE_HZ};
+use hark_core::ctc::CtcDecoder;
+use hark_core::recognizer::{RecognizeError, Recognizer};
 
 /// `seconds` of `source`, looped if it is shorter.
 pub fn clip(source: &Waveform, seconds: f64) -> Waveform {
@@ -47,7 +47,6 @@ pub fn single_stream_rtf(
 /// What concurrent clients saw.
 #[derive(Debug, Default)]
 pub struct LoadReport {
-    pub clients: usize,
     pub wall_s: f64,
     /// Seconds of audio in requests answered 200.
     pub audio_s: f64,
@@ -107,7 +106,7 @@ pub async fn load(url: &str, wav: Vec<u8>, clip_s: f64, clients: usize, duration
             })
         })
         .collect();
-    let mut total = LoadReport { clients, ..Default::default() };
+    let mut total = LoadReport::default();
     for task in tasks {
         let report = task.await.expect("a load client panicked");
         total.audio_s += report.audio_s;
@@ -156,6 +155,6 @@ mod tests {
         let c = clip(&source, 2.5);
         assert_eq!(c.samples().len(), 40_000);
         let wav = wav_bytes(&c);
-        assert_eq!(crate::audio::decode(&wav, &Default::default()).unwrap().samples().len(), 40_000);
+        assert_eq!(hark_core::audio::decode(&wav, &Default::default()).unwrap().samples().len(), 40_000);
     }
 }

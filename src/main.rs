@@ -1,5 +1,7 @@
 //! The `hark` command: serve, transcribe, eval.
 
+mod bench;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,13 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use hark::audio::AudioLimits;
-use hark::eval::{evaluate, read_manifest, LogProbsCache};
-use hark::lm::build::KneserNey;
-use hark::recognizer::{DecodeOptions, Recognizer};
-use hark::scheduler::SchedulerConfig;
-use hark::server::{Server, ServerConfig};
-use hark::stream::StreamConfig;
+use hark_core::audio::AudioLimits;
+use hark_core::eval::{evaluate, read_manifest, LogProbsCache};
+use hark_core::lm::build::KneserNey;
+use hark_core::recognizer::{DecodeOptions, Recognizer};
+use hark_core::stream::StreamConfig;
+use hark_server::scheduler::SchedulerConfig;
+use hark_server::{Server, ServerConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -278,7 +280,7 @@ fn main() -> ExitCode {
         Command::Healthcheck { addr, ready, timeout_s } => healthcheck(addr, ready, timeout_s),
         Command::Lm(LmCommand::Build { order, prune, out, text }) => build_lm(order, &prune, &out, &text),
         Command::Lm(LmCommand::Convert { arpa, out }) => {
-            hark::lm::NgramLm::load(&arpa).map_err(|e| e.to_string()).and_then(|lm| write_lm_file(&out, &lm.to_binary()))
+            hark_core::lm::NgramLm::load(&arpa).map_err(|e| e.to_string()).and_then(|lm| write_lm_file(&out, &lm.to_binary()))
         }
     };
     match result {
@@ -490,14 +492,14 @@ fn decode(out_dir: &Path, files: &[PathBuf]) -> Result<(), String> {
     std::fs::create_dir_all(out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
     let spec = hound::WavSpec {
         channels: 1,
-        sample_rate: hark::audio::SAMPLE_RATE_HZ,
+        sample_rate: hark_core::audio::SAMPLE_RATE_HZ,
         bits_per_sample: 32,
         sample_format: hound::SampleFormat::Float,
     };
     let limits = AudioLimits { max_duration_s: f64::INFINITY };
     for file in files {
         let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let waveform = hark::audio::decode(&bytes, &limits).map_err(|e| format!("{}: {e}", file.display()))?;
+        let waveform = hark_core::audio::decode(&bytes, &limits).map_err(|e| format!("{}: {e}", file.display()))?;
         let name = file.file_stem().ok_or_else(|| format!("{}: no file name", file.display()))?;
         let out = out_dir.join(name).with_extension("wav");
         let write_error = |e: hound::Error| format!("{}: {e}", out.display());
@@ -554,7 +556,7 @@ fn eval(model: &ModelArgs, options: &DecodeOptions, worst: usize, cache: Option<
 }
 
 fn bench(args: BenchArgs) -> Result<(), String> {
-    use hark::bench::{clip, load, peak_rss_mb, single_stream_rtf, wav_bytes};
+    use crate::bench::{clip, load, peak_rss_mb, single_stream_rtf, wav_bytes};
     let recognizer = Arc::new(args.model.load()?);
     let decoder = recognizer.decoder(&args.decode).map_err(|e| e.to_string())?;
     let bytes = std::fs::read(&args.audio).map_err(|e| format!("cannot read {}: {e}", args.audio.display()))?;
@@ -626,7 +628,7 @@ fn bench(args: BenchArgs) -> Result<(), String> {
 /// seconds; nothing when there were none.
 fn latencies(seconds: &mut [f64], ps: &[f64]) -> String {
     let quantiles: Vec<String> =
-        ps.iter().filter_map(|&p| Some(format!("p{:.0} {:.1} ms", p * 100.0, hark::bench::percentile(seconds, p)? * 1000.0))).collect();
+        ps.iter().filter_map(|&p| Some(format!("p{:.0} {:.1} ms", p * 100.0, crate::bench::percentile(seconds, p)? * 1000.0))).collect();
     if quantiles.is_empty() {
         String::new()
     } else {
@@ -662,7 +664,7 @@ fn build_lm(order: usize, prune: &[u64], out: &Path, inputs: &[PathBuf]) -> Resu
     let mut sentences = Vec::new();
     for path in inputs {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        sentences.extend(text.lines().map(hark::text::normalize).filter(|s| !s.is_empty()));
+        sentences.extend(text.lines().map(hark_core::text::normalize).filter(|s| !s.is_empty()));
     }
     let mut model = KneserNey::estimate(sentences.iter().map(String::as_str), order).map_err(|e| e.to_string())?;
     model.prune(prune);
@@ -670,7 +672,7 @@ fn build_lm(order: usize, prune: &[u64], out: &Path, inputs: &[PathBuf]) -> Resu
         eprintln!("note: too little text for discounts of orders {:?}; used lmplz's fallback (0.5, 1, 1.5)", model.fallback_orders);
     }
     let arpa = model.to_arpa();
-    let lm = hark::lm::NgramLm::from_arpa(&arpa).map_err(|(line, e)| format!("internal error at ARPA line {line}: {e}"))?;
+    let lm = hark_core::lm::NgramLm::from_arpa(&arpa).map_err(|(line, e)| format!("internal error at ARPA line {line}: {e}"))?;
     if out.extension().is_some_and(|e| e == "bin") {
         write_lm_file(out, &lm.to_binary())?;
     } else {

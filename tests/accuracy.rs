@@ -8,7 +8,7 @@
 mod common;
 
 use common::{repo, shared_data, wav, HarkServer};
-use hark::eval::Scored;
+use hark_core::eval::Scored;
 use reqwest::blocking::Client;
 use serde_json::Value;
 
@@ -36,7 +36,7 @@ fn wer(server: &HarkServer, set: &str, audio: impl IntoIterator<Item = (Vec<u8>,
 }
 
 fn manifest(path: &std::path::Path) -> Vec<(Vec<u8>, String)> {
-    hark::eval::read_manifest(path).unwrap().into_iter().map(|u| (std::fs::read(&u.audio_path).unwrap(), u.text)).collect()
+    hark_core::eval::read_manifest(path).unwrap().into_iter().map(|u| (std::fs::read(&u.audio_path).unwrap(), u.text)).collect()
 }
 
 /// A digit string of the recipe: its FSDD takes (8 kHz) with silence

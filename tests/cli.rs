@@ -73,7 +73,7 @@ fn eval_prints_wer_cer_and_the_worst_utterances() {
     };
     let (refs, hyps) = (words("ref:"), words("hyp:"));
     assert_eq!((refs.len(), hyps.len()), (3, 3), "{stdout}");
-    let errors: usize = refs.iter().zip(&hyps).map(|(r, h)| hark::eval::edit_distance(r, h)).sum();
+    let errors: usize = refs.iter().zip(&hyps).map(|(r, h)| hark_core::eval::edit_distance(r, h)).sum();
     let expected = 100.0 * errors as f64 / refs.iter().map(Vec::len).sum::<usize>() as f64;
     let wer: f64 = stdout.lines().find_map(|l| l.strip_prefix("WER:")).unwrap().trim().trim_end_matches('%').parse().unwrap();
     assert!(errors >= 2 && (wer - expected).abs() < 0.01, "WER {wer} vs {expected} from the pairs: {stdout}");

@@ -8,8 +8,8 @@
 
 mod common;
 
-use hark::audio::{decode, AudioLimits};
-use hark::features::{Fbank, FbankOptions};
+use hark_core::audio::{decode, AudioLimits};
+use hark_core::features::{Fbank, FbankOptions};
 
 fn options_from_golden(kind: &str) -> FbankOptions {
     let bytes = std::fs::read(common::fixture("fbank_golden.safetensors")).unwrap();

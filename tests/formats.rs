@@ -4,7 +4,7 @@
 mod common;
 
 use common::HarkServer;
-use hark::audio::{decode, AudioError, AudioLimits, Waveform};
+use hark_core::audio::{decode, AudioError, AudioLimits, Waveform};
 use reqwest::blocking::{multipart, Client};
 use serde_json::Value;
 

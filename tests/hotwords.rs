@@ -8,7 +8,7 @@
 mod common;
 
 use common::{repo, HarkServer};
-use hark::eval::edit_distance;
+use hark_core::eval::edit_distance;
 use reqwest::blocking::Client;
 use serde_json::Value;
 
@@ -27,8 +27,8 @@ fn cases() -> Vec<Case> {
             let row: Value = serde_json::from_str(l).unwrap();
             Case {
                 wav: std::fs::read(dir.join(row["audio_filepath"].as_str().unwrap())).unwrap(),
-                text: hark::text::normalize(row["text"].as_str().unwrap()),
-                hotword: hark::text::normalize(row["hotword"].as_str().unwrap()),
+                text: hark_core::text::normalize(row["text"].as_str().unwrap()),
+                hotword: hark_core::text::normalize(row["hotword"].as_str().unwrap()),
             }
         })
         .collect()
@@ -70,7 +70,7 @@ fn boosting_names_finds_more_of_them_without_hurting_the_rest() {
             Some(b) => names.iter().map(|n| format!("{n}:{b}")).collect::<Vec<_>>().join(","),
         };
         let (found, rest_wer) = measure(&server, &cases, Some(&list));
-        let label = boost.map_or(format!("{} (default)", hark::ctc::hotwords::DEFAULT_BOOST), |b| b.to_string());
+        let label = boost.map_or(format!("{} (default)", hark_core::ctc::hotwords::DEFAULT_BOOST), |b| b.to_string());
         println!("all 12    {label:<6} {found:>2}/{}   {rest_wer:.1}%", cases.len());
         if boost.is_none() {
             default = (found, rest_wer);

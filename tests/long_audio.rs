@@ -6,10 +6,10 @@ mod common;
 use std::time::Duration;
 
 use common::HarkServer;
-use hark::audio::{decode, AudioLimits, Waveform};
-use hark::ctc::GreedyDecoder;
-use hark::eval::read_manifest;
-use hark::recognizer::Recognizer;
+use hark_core::audio::{decode, AudioLimits, Waveform};
+use hark_core::ctc::GreedyDecoder;
+use hark_core::eval::read_manifest;
+use hark_core::recognizer::Recognizer;
 use reqwest::blocking::{multipart, Client};
 use serde_json::Value;
 

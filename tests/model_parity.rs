@@ -5,10 +5,10 @@
 
 mod common;
 
-use hark::audio::{decode, AudioLimits};
-use hark::features::{Fbank, Features};
-use hark::model::reference::ReferenceModel;
-use hark::model::{AcousticModel, ModelFiles};
+use hark_core::audio::{decode, AudioLimits};
+use hark_core::features::{Fbank, Features};
+use hark_core::model::reference::ReferenceModel;
+use hark_core::model::{AcousticModel, ModelFiles};
 
 /// Features of real speech and of a tone sweep, for the English model.
 fn english_features(model: &AcousticModel) -> Vec<Features> {

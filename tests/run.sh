@@ -24,4 +24,4 @@ if [ "${1:-}" = --slow ]; then
         *) set -- "$@" -- --include-ignored ;;
     esac
 fi
-cargo test "$@"
+cargo test --workspace "$@"

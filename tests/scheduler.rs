@@ -6,13 +6,13 @@ mod common;
 
 use std::sync::Arc;
 
-use hark::audio::{decode, AudioLimits, Waveform};
-use hark::ctc::GreedyDecoder;
-use hark::eval::{read_manifest, Scored};
-use hark::metrics::Metrics;
-use hark::recognizer::Recognizer;
-use hark::recognizer::DEFAULT_WINDOW_S;
-use hark::scheduler::{Scheduler, SchedulerConfig, SchedulerError};
+use hark_core::audio::{decode, AudioLimits, Waveform};
+use hark_core::ctc::GreedyDecoder;
+use hark_core::eval::{read_manifest, Scored};
+use hark_core::recognizer::Recognizer;
+use hark_core::recognizer::DEFAULT_WINDOW_S;
+use hark_server::metrics::Metrics;
+use hark_server::scheduler::{Scheduler, SchedulerConfig, SchedulerError};
 
 fn english() -> Recognizer {
     Recognizer::load(Some(&common::repo().join("models/hark-en")), AudioLimits::default(), None).unwrap()

@@ -234,7 +234,7 @@ fn openai_request(server: &HarkServer, fields: &[(&str, &str)], audio: Vec<u8>) 
 fn the_openai_route_speaks_every_response_format() {
     let server = HarkServer::start(&[], &[]);
     // The digits model knows isolated digits: one take, one word, one
-    // segment (segment breaking itself is tested in src/transcript.rs).
+    // segment (segment breaking itself is tested in crates/core/src/transcript.rs).
     let audio = fsdd("4_george_1.wav");
 
     let json: Value = openai_request(&server, &[("model", "whisper-1")], audio.clone()).json().unwrap();

@@ -217,11 +217,11 @@ async fn bad_streams(server: &HarkServer) {
 #[ignore = "slow tier: tests/run.sh --slow"]
 fn english_speech_streams_with_partials_every_half_second() {
     let server = HarkServer::start_with_model(&common::repo().join("models/hark-en"), &[], &[]);
-    let manifest = hark::eval::read_manifest(&common::shared_data().join("ljspeech-dev/dev.jsonl")).unwrap();
-    let sentences: Vec<(hark::audio::Waveform, String)> = manifest[..2]
+    let manifest = hark_core::eval::read_manifest(&common::shared_data().join("ljspeech-dev/dev.jsonl")).unwrap();
+    let sentences: Vec<(hark_core::audio::Waveform, String)> = manifest[..2]
         .iter()
         .rev()
-        .map(|u| (hark::audio::decode(&std::fs::read(&u.audio_path).unwrap(), &Default::default()).unwrap(), u.text.clone()))
+        .map(|u| (hark_core::audio::decode(&std::fs::read(&u.audio_path).unwrap(), &Default::default()).unwrap(), u.text.clone()))
         .collect();
     let (samples, spans) = common::takes_with_pauses(&sentences, 1.0);
     let url = format!("ws://{}/v1/stream", server.addr());
@@ -241,7 +241,7 @@ fn english_speech_streams_with_partials_every_half_second() {
     let whole: Value =
         reqwest::blocking::Client::new().post(server.url("/v1/transcribe")).body(common::wav_16k(&samples)).send().unwrap().json().unwrap();
     let whole_words: Vec<String> = whole["text"].as_str().unwrap().split_whitespace().map(String::from).collect();
-    let wer = |hypothesis: &[String]| 100.0 * hark::eval::edit_distance(&reference, hypothesis) as f64 / reference.len() as f64;
+    let wer = |hypothesis: &[String]| 100.0 * hark_core::eval::edit_distance(&reference, hypothesis) as f64 / reference.len() as f64;
     let (streamed_wer, whole_wer) = (wer(&streamed), wer(&whole_words));
     println!("{speech_s:.1} s of speech: {}; WER streamed {streamed_wer:.1} %, whole file {whole_wer:.1} %", Cost::of(&received, &spans));
     // Each final is its utterance recognized whole, as the file is: the

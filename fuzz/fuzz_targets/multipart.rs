@@ -12,5 +12,5 @@ fuzz_target!(|data: &[u8]| {
         2 => "multipart/form-data",
         _ => "application/octet-stream",
     };
-    hark::server::fuzzing::read_upload(content_type, body.to_vec());
+    hark_server::fuzzing::read_upload(content_type, body.to_vec());
 });

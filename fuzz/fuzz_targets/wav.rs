@@ -1,14 +1,14 @@
 //! The WAV reader on bytes that start as a WAV file: any header, any chunks.
 #![no_main]
 
-use hark::audio::{decode, AudioLimits};
+use hark_core::audio::{decode, AudioLimits};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let mut bytes = b"RIFF\0\0\0\0WAVE".to_vec();
     bytes.extend_from_slice(data);
     let limits = AudioLimits { max_duration_s: 30.0 };
-    let duration = hark::audio::header_duration_s(&bytes, &limits);
+    let duration = hark_core::audio::header_duration_s(&bytes, &limits);
     if let Ok(waveform) = decode(&bytes, &limits) {
         assert!(waveform.samples().iter().all(|s| s.is_finite()));
         assert!(waveform.duration_s() <= 30.0 + 0.01);

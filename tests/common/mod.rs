@@ -40,11 +40,13 @@ pub fn metric(text: &str, name: &str) -> Option<f64> {
 }
 
 /// The FSDD test takes (real people saying digits), decoded, with their text.
-pub fn fsdd_test() -> Vec<(hark::audio::Waveform, String)> {
-    hark::eval::read_manifest(&shared_data().join("fsdd/test.jsonl"))
+pub fn fsdd_test() -> Vec<(hark_core::audio::Waveform, String)> {
+    hark_core::eval::read_manifest(&shared_data().join("fsdd/test.jsonl"))
         .unwrap()
         .into_iter()
-        .map(|u| (hark::audio::decode(&std::fs::read(&u.audio_path).unwrap(), &hark::audio::AudioLimits::default()).unwrap(), u.text))
+        .map(|u| {
+            (hark_core::audio::decode(&std::fs::read(&u.audio_path).unwrap(), &hark_core::audio::AudioLimits::default()).unwrap(), u.text)
+        })
         .collect()
 }
 
@@ -234,7 +236,7 @@ impl Drop for HarkServer {
 
 /// Takes one after another, with `pause_s` of faint noise before each and
 /// after the last: the samples, and each take's span in seconds with its text.
-pub fn takes_with_pauses(takes: &[(hark::audio::Waveform, String)], pause_s: f64) -> (Vec<f32>, Vec<(f64, f64, String)>) {
+pub fn takes_with_pauses(takes: &[(hark_core::audio::Waveform, String)], pause_s: f64) -> (Vec<f32>, Vec<(f64, f64, String)>) {
     let (pause, mut samples, mut spans) = ((pause_s * 16_000.0) as usize, Vec::new(), Vec::new());
     for (take, text) in takes {
         samples.resize(samples.len() + pause, 0.0);
@@ -260,8 +262,8 @@ pub fn shipped_digits_model() -> PathBuf {
 }
 
 /// Four FSDD test takes of at least half a second, each a different digit.
-pub fn four_digits() -> Vec<(hark::audio::Waveform, String)> {
-    let mut chosen: Vec<(hark::audio::Waveform, String)> = Vec::new();
+pub fn four_digits() -> Vec<(hark_core::audio::Waveform, String)> {
+    let mut chosen: Vec<(hark_core::audio::Waveform, String)> = Vec::new();
     for (take, text) in fsdd_test() {
         if take.duration_s() >= 0.5 && chosen.len() < 4 && !chosen.iter().any(|(_, t)| *t == text) {
             chosen.push((take, text));

@@ -1,4 +1,4 @@
-"""The acoustic model, exactly as hark runs it (src/model/).
+"""The acoustic model, exactly as hark runs it (crates/core/src/model/).
 
 `stack` consecutive feature frames are concatenated without overlap, then
 `layers` bidirectional LSTM layers, a linear layer and log-softmax. The

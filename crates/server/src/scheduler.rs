@@ -14,7 +14,7 @@
 //!   ([`SchedulerError::Overloaded`], which the server turns into 503 with
 //!   `Retry-After`) instead of waiting without end;
 //! - long audio arrives cut at pauses into pieces
-//!   ([`crate::recognizer::Recognizer::pieces`]) that queue separately, so a
+//!   ([`hark_core::recognizer::Recognizer::pieces`]) that queue separately, so a
 //!   long file advances a piece at a time between the short requests
 //!   instead of stalling them.
 
@@ -24,25 +24,26 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::features::Features;
 use crate::metrics::Metrics;
-use crate::model::{AcousticModel, LogProbs};
+use hark_core::features::Features;
+use hark_core::model::{AcousticModel, LogProbs};
 
 /// How requests are batched and how much may wait.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct SchedulerConfig {
     /// Inference worker threads, each running one batch at a time (its two
     /// LSTM directions on two threads).
-    #[arg(long, env = "HARK_WORKERS", default_value_t = 1)]
+    #[cfg_attr(feature = "cli", arg(long, env = "HARK_WORKERS", default_value_t = 1))]
     pub workers: usize,
     /// Most utterances (or pieces of long ones) run as one batch.
-    #[arg(long, env = "HARK_MAX_BATCH", default_value_t = 16)]
+    #[cfg_attr(feature = "cli", arg(long, env = "HARK_MAX_BATCH", default_value_t = 16))]
     pub max_batch: usize,
     /// How long a worker waits for more requests to join a batch, in ms.
-    #[arg(long, env = "HARK_MAX_WAIT_MS", default_value_t = 5)]
+    #[cfg_attr(feature = "cli", arg(long, env = "HARK_MAX_WAIT_MS", default_value_t = 5))]
     pub max_wait_ms: u64,
     /// Most seconds of audio queued or running; past it, requests get 503.
-    #[arg(long, env = "HARK_MAX_QUEUE_S", default_value_t = 120.0)]
+    #[cfg_attr(feature = "cli", arg(long, env = "HARK_MAX_QUEUE_S", default_value_t = 120.0))]
     pub max_queue_s: f64,
 }
 

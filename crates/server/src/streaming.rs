@@ -29,10 +29,10 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::{blocking, decode_options, recognize_pieces, ApiError, AppState, Ready, SharedState};
-use crate::ctc::CtcDecoder;
-use crate::recognizer::{DecodeOptions, Piece};
-use crate::stream::{ResultKind, Stream, StreamError, Utterance};
-use crate::transcript::{serialize_ms, Word};
+use hark_core::ctc::CtcDecoder;
+use hark_core::recognizer::{DecodeOptions, Piece};
+use hark_core::stream::{ResultKind, Stream, StreamError, Utterance};
+use hark_core::transcript::{serialize_ms, Word};
 
 /// Audio chunks in flight between a transport and its stream's task.
 const AUDIO_CHANNEL: usize = 64;
@@ -60,7 +60,7 @@ pub(super) struct StreamResult {
 impl From<StreamError> for ApiError {
     fn from(e: StreamError) -> Self {
         match e {
-            StreamError::Audio(audio) => crate::recognizer::RecognizeError::Audio(audio).into(),
+            StreamError::Audio(audio) => hark_core::recognizer::RecognizeError::Audio(audio).into(),
             StreamError::EndpointSilence(_) => ApiError::bad_request("invalid_stream_options", e.to_string()),
         }
     }

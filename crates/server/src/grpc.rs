@@ -23,9 +23,9 @@ use tonic_health::ServingStatus;
 
 use super::streaming::{self, StreamResult};
 use super::{recognize, ApiError, SharedState};
-use crate::recognizer::{DecodeOptions, DecoderKind};
-use crate::stream::ResultKind;
-use crate::transcript::{to_ms, SegmentRules, Word};
+use hark_core::recognizer::{DecodeOptions, DecoderKind};
+use hark_core::stream::ResultKind;
+use hark_core::transcript::{to_ms, SegmentRules, Word};
 
 #[allow(clippy::all, missing_docs)]
 mod pb {
@@ -199,7 +199,7 @@ impl Service {
                 parameters: model.num_parameters() as u64,
                 layers: config.layers as u32,
                 hidden: config.hidden as u32,
-                sample_rate_hz: crate::audio::SAMPLE_RATE_HZ,
+                sample_rate_hz: hark_core::audio::SAMPLE_RATE_HZ,
             }],
         }))
     }

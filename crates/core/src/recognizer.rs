@@ -51,7 +51,8 @@ pub enum LoadError {
 }
 
 /// Greedy or beam search.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum DecoderKind {
     Greedy,
@@ -93,31 +94,32 @@ impl Default for DecoderConfig {
     }
 }
 
-/// Per-request choices (query parameters, form fields, command-line flags);
-/// unset ones take the model's defaults.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
+/// Per-request choices (query parameters, form fields, command-line flags
+/// with the `cli` feature); unset ones take the model's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 #[serde(deny_unknown_fields)]
 pub struct DecodeOptions {
     /// greedy, or beam search (with the language model when there is one).
-    #[arg(long, value_enum)]
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
     pub decoder: Option<DecoderKind>,
     /// Hypotheses kept per step by the beam search (1–256).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub beam_size: Option<usize>,
     /// Language-model weight (alpha), 0–5.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub lm_weight: Option<f32>,
     /// Score added per word (beta), -10–10.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub word_bonus: Option<f32>,
     /// Penalty per word outside the LM's vocabulary (0 = off), 0–50.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub oov_penalty: Option<f32>,
     /// Words or phrases to boost, comma-separated, each with an optional `:boost`.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub hotwords: Option<String>,
     /// Return the N best transcripts (1–20).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub alternatives: Option<usize>,
 }
 
@@ -203,7 +205,7 @@ impl Recognizer {
         &self.model
     }
 
-    /// The acoustic model, for a [`crate::scheduler::Scheduler`] to batch.
+    /// The acoustic model, for a server's scheduler to batch.
     pub fn shared_model(&self) -> Arc<AcousticModel> {
         self.model.clone()
     }
@@ -377,7 +379,7 @@ mod tests {
     use crate::ctc::GreedyDecoder;
 
     fn digits() -> Recognizer {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fsdd-digits");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/fsdd-digits");
         Recognizer::load(Some(&dir), AudioLimits::default(), None).unwrap()
     }
 
@@ -399,7 +401,7 @@ mod tests {
     fn the_embedded_default_model_loads_with_its_decoder_and_language_model() {
         let recognizer = Recognizer::load(None, AudioLimits::default(), None).unwrap();
         assert_eq!(recognizer.model().config().name, crate::model::DEFAULT_MODEL);
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(crate::model::DEFAULT_MODEL);
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models").join(crate::model::DEFAULT_MODEL);
         let from_dir = Recognizer::load(Some(&dir), AudioLimits::default(), None).unwrap();
         assert_eq!(recognizer.decoding, from_dir.decoding);
         assert_eq!(recognizer.decoding.decoder, DecoderKind::Beam);
@@ -427,7 +429,7 @@ mod tests {
     fn alternatives_list_the_n_best_with_the_transcript_first() {
         let r = digits();
         // An FSDD take kept in the repository, so unit tests need no shared data.
-        let wav = include_bytes!("../tests/data/formats/7_jackson_1.flac");
+        let wav = include_bytes!("../../../tests/data/formats/7_jackson_1.flac");
         let decoder = r.decoder(&DecodeOptions { alternatives: Some(3), ..Default::default() }).unwrap();
         let t = r.transcribe_bytes(wav, decoder.as_ref()).unwrap();
         assert_eq!(t.alternatives.len(), 3);

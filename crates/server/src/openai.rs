@@ -13,8 +13,8 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::{blocking, decode_options, recognize, upload, SharedState};
-use crate::recognizer::DecodeOptions;
-use crate::transcript::{to_ms, to_srt, to_vtt, SegmentRules};
+use hark_core::recognizer::DecodeOptions;
+use hark_core::transcript::{to_ms, to_srt, to_vtt, SegmentRules};
 
 /// The `response_format` values OpenAI defines.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -69,7 +69,7 @@ fn openai_decode_options(upload: &upload::Upload) -> Result<DecodeOptions, ApiEr
     const NAMES: [&str; 7] = ["decoder", "beam_size", "lm_weight", "word_bonus", "oov_penalty", "hotwords", "alternatives"];
     let mut pairs: Vec<(&str, String)> = NAMES.iter().filter_map(|&name| upload.field(name).map(|v| (name, v.to_string()))).collect();
     if let Some(prompt) = upload.field("prompt") {
-        let normalized = crate::text::normalize(prompt);
+        let normalized = hark_core::text::normalize(prompt);
         // In order of first use; a set keeps this linear in the prompt.
         let mut seen = std::collections::HashSet::new();
         let words: Vec<&str> = normalized.split_whitespace().filter(|word| seen.insert(*word)).collect();

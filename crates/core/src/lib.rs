@@ -1,26 +1,22 @@
-//! hark: speech to text on a bidirectional LSTM with CTC decoding.
+//! hark's recognizer: speech to text on a bidirectional LSTM with CTC
+//! decoding, free of any server or command-line code.
 //!
 //! Data flows one way through the modules:
 //! bytes ──[`audio`]──▶ Waveform ──[`features`]──▶ Features ──[`model`]──▶
-//! LogProbs ──[`ctc`]──▶ [`transcript::Transcript`] ──[`server`] / CLI──▶ JSON, text, subtitles.
+//! LogProbs ──[`ctc`]──▶ [`transcript::Transcript`] ──▶ JSON, text, subtitles.
 //! [`recognizer`] runs the whole pipeline, cutting long audio at the pauses
-//! [`vad`] finds; [`eval`] measures it. In the
-//! service, [`scheduler`] batches the model's work across requests and
-//! [`metrics`] counts it.
+//! [`vad`] finds; [`stream`] turns live audio into utterances; [`eval`]
+//! measures it. The service around it is the `hark-server` crate.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod audio;
-pub mod bench;
 pub mod ctc;
 pub mod eval;
 pub mod features;
 pub mod lm;
-pub mod metrics;
 pub mod model;
 pub mod recognizer;
-pub mod scheduler;
-pub mod server;
 pub mod stream;
 pub mod text;
 pub mod transcript;

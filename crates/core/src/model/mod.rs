@@ -185,7 +185,7 @@ impl ModelFiles<'static> {
         macro_rules! embed {
             ($file:literal) => {
                 std::borrow::Cow::Borrowed(
-                    &include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/", default_model_dir!(), "/", $file))[..],
+                    &include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/", default_model_dir!(), "/", $file))[..],
                 )
             };
         }
@@ -197,8 +197,8 @@ impl ModelFiles<'static> {
 /// (`lm.bin`), compiled in with its network so that the binary alone decodes
 /// the way the model directory does (beam search with the LM).
 pub const DEFAULT_DECODING: (&[u8], &[u8]) = (
-    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/", default_model_dir!(), "/decoder.json")),
-    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/", default_model_dir!(), "/lm.bin")),
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/", default_model_dir!(), "/decoder.json")),
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/", default_model_dir!(), "/lm.bin")),
 );
 
 struct BiLstmLayer {

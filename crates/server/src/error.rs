@@ -6,9 +6,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::audio::AudioError;
-use crate::recognizer::{DecodeOptionsError, RecognizeError};
 use crate::scheduler::SchedulerError;
+use hark_core::audio::AudioError;
+use hark_core::recognizer::{DecodeOptionsError, RecognizeError};
 
 /// An error a handler returns: a status, a stable machine-readable code and
 /// a message a caller can act on.

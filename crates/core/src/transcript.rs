@@ -10,7 +10,7 @@ pub fn to_ms(seconds: f64) -> f64 {
 }
 
 /// Serializes seconds with [`to_ms`].
-pub(crate) fn serialize_ms<S: Serializer>(seconds: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+pub fn serialize_ms<S: Serializer>(seconds: &f64, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_f64(to_ms(*seconds))
 }
 

@@ -20,7 +20,9 @@ mod connections;
 mod error;
 mod grpc;
 mod limits;
+pub mod metrics;
 mod openai;
+pub mod scheduler;
 mod streaming;
 mod upload;
 
@@ -38,13 +40,13 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
-use crate::ctc::CtcDecoder;
 use crate::metrics::{Held, Metrics};
-use crate::recognizer::{DecodeOptions, Piece, Recognizer, DEFAULT_WINDOW_S};
 use crate::scheduler::{Admission, Scheduler, SchedulerConfig};
-use crate::stream::StreamConfig;
-use crate::transcript::{SegmentRules, Transcript};
 pub use error::ApiError;
+use hark_core::ctc::CtcDecoder;
+use hark_core::recognizer::{DecodeOptions, Piece, Recognizer, DEFAULT_WINDOW_S};
+use hark_core::stream::StreamConfig;
+use hark_core::transcript::{SegmentRules, Transcript};
 
 /// Everything the service is configured with, read once at start-up.
 #[derive(Debug, Clone)]
