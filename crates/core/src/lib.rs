@@ -12,6 +12,7 @@
 
 pub mod audio;
 pub mod ctc;
+pub mod error;
 pub mod eval;
 pub mod features;
 pub mod lm;

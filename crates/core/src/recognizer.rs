@@ -15,6 +15,7 @@ use crate::audio::{self, AudioError, AudioLimits, Waveform, SAMPLE_RATE_HZ};
 use crate::ctc::beam::{BeamOptions, BeamSearchDecoder, Lexicon, LmFusion};
 use crate::ctc::hotwords::{self, HotwordError, Hotwords};
 use crate::ctc::{CtcDecoder, GreedyDecoder};
+use crate::error::{Coded, ErrorKind};
 use crate::features::{Fbank, FeatureConfigError, Features};
 use crate::lm::{LmError, NgramLm, BOS, EOS, UNK};
 use crate::model::{AcousticModel, LogProbs, ModelError, ModelFiles, DEFAULT_DECODING, DEFAULT_MODEL};
@@ -149,6 +150,33 @@ fn check_range(name: &'static str, value: f32, min: f32, max: f32) -> Result<(),
 pub enum RecognizeError {
     #[error(transparent)]
     Audio(#[from] AudioError),
+}
+
+impl Coded for RecognizeError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Audio(e) => e.kind(),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Audio(e) => e.code(),
+        }
+    }
+}
+
+impl Coded for DecodeOptionsError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Invalid
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Hotwords(_) => "invalid_hotwords",
+            _ => "invalid_decoder_options",
+        }
+    }
 }
 
 /// A loaded model with its feature extractor and language model; shared by

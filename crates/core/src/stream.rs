@@ -20,6 +20,7 @@ use std::ops::Range;
 use serde::Serialize;
 
 use crate::audio::{AudioError, StreamResampler, Waveform, SAMPLE_RATE_HZ};
+use crate::error::{Coded, ErrorKind};
 use crate::recognizer::DEFAULT_WINDOW_S;
 use crate::vad::Endpointer;
 
@@ -69,6 +70,22 @@ pub enum StreamError {
     Audio(#[from] AudioError),
     #[error("endpoint_silence_s must be between 0.2 and 5, not {0}")]
     EndpointSilence(f64),
+}
+
+impl Coded for StreamError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Audio(e) => e.kind(),
+            Self::EndpointSilence(_) => ErrorKind::Invalid,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Audio(e) => e.code(),
+            Self::EndpointSilence(_) => "invalid_stream_options",
+        }
+    }
 }
 
 /// One live stream: little-endian PCM16 in, [`Utterance`]s to recognize out.

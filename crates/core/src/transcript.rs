@@ -14,6 +14,12 @@ pub fn serialize_ms<S: Serializer>(seconds: &f64, serializer: S) -> Result<S::Ok
     serializer.serialize_f64(to_ms(*seconds))
 }
 
+/// Serializes a confidence to three decimals (0.964, not the f32's
+/// 0.9641161561012268 widened).
+fn serialize_confidence<S: Serializer>(confidence: &f32, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64((f64::from(*confidence) * 1000.0).round() / 1000.0)
+}
+
 /// One recognized word.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Word {
@@ -25,6 +31,7 @@ pub struct Word {
     pub end_s: f64,
     /// In [0, 1]: the geometric mean of its letters' posteriors where they were emitted,
     /// times (in beam search) the share of the final beams that agree on it.
+    #[serde(serialize_with = "serialize_confidence")]
     pub confidence: f32,
 }
 
@@ -179,9 +186,10 @@ mod tests {
 
     #[test]
     fn times_are_written_to_the_millisecond() {
-        let t = Transcript::new(vec![word("three", 31.0 * 0.03, 0.1 + 0.2)], 1.2345625);
+        let mut t = Transcript::new(vec![word("three", 31.0 * 0.03, 0.1 + 0.2)], 1.2345625);
+        t.words[0].confidence = 0.964_116_16;
         let json = serde_json::to_string(&t).unwrap();
-        assert!(json.contains(r#""start":0.93,"end":0.3,"#) && json.contains(r#""duration":1.235"#), "{json}");
+        assert!(json.contains(r#""start":0.93,"end":0.3,"confidence":0.964"#) && json.contains(r#""duration":1.235"#), "{json}");
         let segments = serde_json::to_string(&t.segments(SegmentRules::default())).unwrap();
         assert!(segments.contains(r#""start":0.93,"end":0.3"#), "{segments}");
     }

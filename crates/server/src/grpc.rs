@@ -22,10 +22,10 @@ use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
 use super::streaming::{self, StreamResult};
-use super::{recognize, ApiError, SharedState};
+use super::{recognize, ApiError, ErrorKind, SharedState};
 use hark_core::recognizer::{DecodeOptions, DecoderKind};
 use hark_core::stream::ResultKind;
-use hark_core::transcript::{to_ms, SegmentRules, Word};
+use hark_core::transcript::{to_ms, SegmentRules, Transcript, Word};
 
 #[allow(clippy::all, missing_docs)]
 mod pb {
@@ -40,16 +40,18 @@ const DESCRIPTOR: &[u8] = tonic::include_file_descriptor_set!("hark_descriptor")
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Self {
         let message = format!("{}: {}", e.code, e.message);
-        match e.status.as_u16() {
-            401 => Status::unauthenticated(message),
-            404 => Status::not_found(message),
-            503 if e.code == "timeout" => Status::deadline_exceeded(message),
-            503 => Status::unavailable(message),
-            413 | 429 => Status::resource_exhausted(message),
-            408 => Status::deadline_exceeded(message),
-            400..=499 => Status::invalid_argument(message),
-            _ => Status::internal(message),
-        }
+        let code = match e.kind {
+            ErrorKind::Invalid | ErrorKind::Unsupported | ErrorKind::Unprocessable | ErrorKind::MethodNotAllowed => {
+                tonic::Code::InvalidArgument
+            }
+            ErrorKind::TooLarge | ErrorKind::RateLimited => tonic::Code::ResourceExhausted,
+            ErrorKind::ClientTimeout | ErrorKind::DeadlineExceeded => tonic::Code::DeadlineExceeded,
+            ErrorKind::Unauthenticated => tonic::Code::Unauthenticated,
+            ErrorKind::NotFound => tonic::Code::NotFound,
+            ErrorKind::Unavailable => tonic::Code::Unavailable,
+            ErrorKind::Internal => tonic::Code::Internal,
+        };
+        Status::new(code, message)
     }
 }
 
@@ -127,6 +129,22 @@ fn words(words: Vec<Word>) -> Vec<pb::Word> {
     words.into_iter().map(|w| pb::Word { word: w.word, start: to_ms(w.start_s), end: to_ms(w.end_s), confidence: w.confidence }).collect()
 }
 
+/// A transcript as the protobuf message says it, with its segments; the
+/// model is the caller's to fill in.
+impl From<Transcript> for pb::RecognizeResponse {
+    fn from(transcript: Transcript) -> Self {
+        let segments = transcript.segments(SegmentRules::default());
+        Self {
+            text: transcript.text,
+            duration: to_ms(transcript.duration_s),
+            words: words(transcript.words),
+            segments: segments.into_iter().map(|s| pb::Segment { start: to_ms(s.start_s), end: to_ms(s.end_s), text: s.text }).collect(),
+            alternatives: transcript.alternatives.into_iter().map(|a| pb::Alternative { text: a.text, score: a.score }).collect(),
+            model: String::new(),
+        }
+    }
+}
+
 impl From<StreamResult> for pb::StreamingRecognizeResponse {
     fn from(r: StreamResult) -> Self {
         let kind = match r.kind {
@@ -149,15 +167,7 @@ impl Service {
         let options = decode_options(request.decoding);
         self.state.ready()?.scheduler.check_capacity().map_err(ApiError::from)?;
         let (transcript, recognizer) = recognize(&self.state, Bytes::from(request.audio), &options).await?;
-        let segments = transcript.segments(SegmentRules::default());
-        Ok(Response::new(pb::RecognizeResponse {
-            text: transcript.text,
-            duration: to_ms(transcript.duration_s),
-            words: words(transcript.words),
-            segments: segments.into_iter().map(|s| pb::Segment { start: to_ms(s.start_s), end: to_ms(s.end_s), text: s.text }).collect(),
-            alternatives: transcript.alternatives.into_iter().map(|a| pb::Alternative { text: a.text, score: a.score }).collect(),
-            model: recognizer.model().config().name.clone(),
-        }))
+        Ok(Response::new(pb::RecognizeResponse { model: recognizer.model().config().name.clone(), ..transcript.into() }))
     }
 
     async fn open_stream(&self, request: Request<Streaming<pb::StreamingRecognizeRequest>>) -> Result<Response<ResultStream>, Status> {

@@ -31,22 +31,23 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
 use crate::metrics::{Held, Metrics};
 use crate::scheduler::{Admission, Scheduler, SchedulerConfig};
-pub use error::ApiError;
+pub use error::{ApiError, ErrorKind};
 use hark_core::ctc::CtcDecoder;
 use hark_core::recognizer::{DecodeOptions, Piece, Recognizer, DEFAULT_WINDOW_S};
 use hark_core::stream::StreamConfig;
-use hark_core::transcript::{SegmentRules, Transcript};
+use hark_core::transcript::{Segment, SegmentRules, Transcript};
 
 /// Everything the service is configured with, read once at start-up.
 #[derive(Debug, Clone)]
@@ -275,10 +276,10 @@ fn router(state: SharedState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(api)
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .fallback(|| async { ApiError::new(ErrorKind::NotFound, "not_found", "no such route") })
         .method_not_allowed_fallback(|request: Request| async move {
             ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorKind::MethodNotAllowed,
                 "method_not_allowed",
                 format!("{} is not served on {}", request.method(), request.uri().path()),
             )
@@ -341,8 +342,12 @@ fn presents_key(authorization: Option<&[u8]>, key: &str) -> bool {
 async fn require_api_key(State(state): State<SharedState>, request: Request, next: Next) -> Response {
     if let Some(key) = &state.config.api_key {
         if !presents_key(request.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes), key) {
-            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong API key: send 'Authorization: Bearer <key>'")
-                .into_response();
+            return ApiError::new(
+                ErrorKind::Unauthenticated,
+                "unauthorized",
+                "missing or wrong API key: send 'Authorization: Bearer <key>'",
+            )
+            .into_response();
         }
     }
     next.run(request).await
@@ -455,25 +460,29 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         let text =
             panic.as_deref().and_then(|p| p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()));
         tracing::error!(panic = text.as_deref().unwrap_or("(cancelled)"), "request work failed");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "the server failed on this request; its request ID is in the logs",
-        )
+        ApiError::new(ErrorKind::Internal, "internal_error", "the server failed on this request; its request ID is in the logs")
     })
 }
 
 /// `POST /v1/transcribe`: the WAV as the raw body or as multipart field
 /// `file`; decoding options in the query string.
-async fn transcribe(State(state): State<SharedState>, request: Request) -> Result<Json<serde_json::Value>, ApiError> {
+async fn transcribe(State(state): State<SharedState>, request: Request) -> Result<Json<TranscribeResponse>, ApiError> {
     let options = decode_options(request.uri().query().unwrap_or_default())?;
     state.ready()?.scheduler.check_capacity()?;
     let upload = upload::read(request, true, &state.body_limits).await?;
     let (transcript, recognizer) = recognize(&state, upload.audio, &options).await?;
-    let mut body = serde_json::to_value(&transcript).expect("transcripts serialize");
-    body["segments"] = serde_json::to_value(transcript.segments(SegmentRules::default())).expect("segments serialize");
-    body["model"] = json!(recognizer.model().config().name);
-    Ok(Json(body))
+    let segments = transcript.segments(SegmentRules::default());
+    Ok(Json(TranscribeResponse { transcript, segments, model: recognizer.model().config().name.clone() }))
+}
+
+/// The body of a `/v1/transcribe` answer: the transcript's fields, its
+/// segments and the model that heard it.
+#[derive(Serialize)]
+struct TranscribeResponse {
+    #[serde(flatten)]
+    transcript: Transcript,
+    segments: Vec<Segment>,
+    model: String,
 }
 
 /// Entry points for the fuzz targets in `fuzz/`, built only there.

@@ -26,14 +26,14 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
-use super::{ApiError, SharedState};
+use super::{ApiError, ErrorKind, SharedState};
 
 /// How long a request waits for room in the body budget before it is
 /// refused: long enough for a burst to pass, short enough that clients
@@ -87,7 +87,7 @@ impl BodyLimits {
 
     fn over_budget(&self) -> ApiError {
         ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Unavailable,
             "busy",
             format!("the server holds its limit of {} MiB of uploads and their audio in flight; retry shortly", self.budget_kib / 1024),
         )
@@ -112,7 +112,7 @@ impl BodyWatch {
     pub(super) fn error(&self, limits: &BodyLimits) -> Option<ApiError> {
         if self.stalled.load(Ordering::Relaxed) {
             return Some(ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
+                ErrorKind::ClientTimeout,
                 "body_timeout",
                 format!(
                     "the request body stopped arriving: after {:.0} s it must average at least {:.0} bytes a second",

@@ -9,12 +9,13 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
 use serde_json::json;
 
 use super::error::ApiError;
 use super::{blocking, decode_options, recognize, upload, SharedState};
 use hark_core::recognizer::DecodeOptions;
-use hark_core::transcript::{to_ms, to_srt, to_vtt, SegmentRules};
+use hark_core::transcript::{serialize_ms, to_srt, to_vtt, Segment, SegmentRules, Word};
 
 /// The `response_format` values OpenAI defines.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -115,32 +116,71 @@ pub async fn transcriptions(State(state): State<SharedState>, request: Request) 
         ResponseFormat::Srt => text(to_srt(&segments), "text/plain; charset=utf-8"),
         ResponseFormat::Vtt => text(to_vtt(&segments), "text/vtt; charset=utf-8"),
         ResponseFormat::VerboseJson => {
-            let mut body = json!({
-                "task": "transcribe",
-                "language": "english",
-                "duration": to_ms(transcript.duration_s),
-                "text": transcript.text,
-            });
-            if granularities.is_empty() || granularities.contains(&"segment") {
-                body["segments"] = segments
-                    .iter()
-                    .map(|s| {
-                        let mean_log_confidence =
-                            s.words.iter().map(|w| f64::from(w.confidence.max(1e-6)).ln()).sum::<f64>() / s.words.len() as f64;
-                        json!({
-                            "id": s.id, "seek": 0, "start": to_ms(s.start_s), "end": to_ms(s.end_s), "text": s.text,
-                            "tokens": [], "temperature": 0.0, "avg_logprob": mean_log_confidence,
-                            "compression_ratio": 1.0, "no_speech_prob": 0.0,
-                        })
-                    })
-                    .collect();
-            }
-            if granularities.contains(&"word") {
-                body["words"] = serde_json::to_value(&transcript.words).expect("words serialize");
-            }
-            Json(body).into_response()
+            let segments = (granularities.is_empty() || granularities.contains(&"segment"))
+                .then(|| segments.iter().map(VerboseSegment::from).collect());
+            let words = granularities.contains(&"word").then_some(transcript.words.as_slice());
+            Json(VerboseJson {
+                task: "transcribe",
+                language: "english",
+                duration: transcript.duration_s,
+                text: &transcript.text,
+                segments,
+                words,
+            })
+            .into_response()
         }
     })
+}
+
+/// OpenAI's `verbose_json` transcription.
+#[derive(Serialize)]
+struct VerboseJson<'a> {
+    task: &'static str,
+    language: &'static str,
+    #[serde(serialize_with = "serialize_ms")]
+    duration: f64,
+    text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    segments: Option<Vec<VerboseSegment<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    words: Option<&'a [Word]>,
+}
+
+/// A segment as OpenAI's `verbose_json` lists it; the fields Whisper's
+/// decoder fills and hark's has no counterpart for carry neutral values.
+#[derive(Serialize)]
+struct VerboseSegment<'a> {
+    id: usize,
+    seek: u32,
+    #[serde(serialize_with = "serialize_ms")]
+    start: f64,
+    #[serde(serialize_with = "serialize_ms")]
+    end: f64,
+    text: &'a str,
+    tokens: [u32; 0],
+    temperature: f64,
+    /// The mean log confidence of its words.
+    avg_logprob: f64,
+    compression_ratio: f64,
+    no_speech_prob: f64,
+}
+
+impl<'a> From<&'a Segment> for VerboseSegment<'a> {
+    fn from(s: &'a Segment) -> Self {
+        let avg_logprob = s.words.iter().map(|w| f64::from(w.confidence.max(1e-6)).ln()).sum::<f64>() / s.words.len() as f64;
+        Self {
+            id: s.id,
+            seek: 0,
+            start: s.start_s,
+            end: s.end_s,
+            text: &s.text,
+            tokens: [],
+            temperature: 0.0,
+            avg_logprob,
+            compression_ratio: 1.0,
+            no_speech_prob: 0.0,
+        }
+    }
 }
 
 #[cfg(test)]

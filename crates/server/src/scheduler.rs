@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::metrics::Metrics;
+use hark_core::error::{Coded, ErrorKind};
 use hark_core::features::Features;
 use hark_core::model::{AcousticModel, LogProbs};
 
@@ -60,6 +61,19 @@ pub enum SchedulerError {
     Overloaded { queued_s: f64, limit_s: f64, retry_after_s: u64 },
     #[error("the server is shutting down")]
     Stopped,
+}
+
+impl Coded for SchedulerError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Unavailable
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Overloaded { .. } => "overloaded",
+            Self::Stopped => "shutting_down",
+        }
+    }
 }
 
 /// One piece of work for the network, and where its answer goes.

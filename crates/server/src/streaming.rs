@@ -19,7 +19,6 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -28,10 +27,10 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use super::{blocking, decode_options, recognize_pieces, ApiError, AppState, Ready, SharedState};
+use super::{blocking, decode_options, recognize_pieces, ApiError, AppState, ErrorKind, Ready, SharedState};
 use hark_core::ctc::CtcDecoder;
 use hark_core::recognizer::{DecodeOptions, Piece};
-use hark_core::stream::{ResultKind, Stream, StreamError, Utterance};
+use hark_core::stream::{ResultKind, Stream, Utterance};
 use hark_core::transcript::{serialize_ms, Word};
 
 /// Audio chunks in flight between a transport and its stream's task.
@@ -57,12 +56,14 @@ pub(super) struct StreamResult {
     pub end_s: f64,
 }
 
-impl From<StreamError> for ApiError {
-    fn from(e: StreamError) -> Self {
-        match e {
-            StreamError::Audio(audio) => hark_core::recognizer::RecognizeError::Audio(audio).into(),
-            StreamError::EndpointSilence(_) => ApiError::bad_request("invalid_stream_options", e.to_string()),
-        }
+/// The WebSocket close code of each kind of error: too large, try again
+/// later, the client's fault, or the server's.
+fn close_code(kind: ErrorKind) -> u16 {
+    match kind {
+        ErrorKind::TooLarge => 1009,
+        ErrorKind::Unavailable | ErrorKind::DeadlineExceeded => 1013,
+        ErrorKind::Internal => 1011,
+        _ => 1008,
     }
 }
 
@@ -91,7 +92,7 @@ impl StreamSlots {
     fn take(&self, client: Option<IpAddr>) -> Result<StreamSlot, ApiError> {
         let open = self.open.clone().try_acquire_owned().map_err(|_| {
             ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorKind::Unavailable,
                 "too_many_streams",
                 format!("the server runs its limit of {} live streams; retry shortly", self.limit),
             )
@@ -101,7 +102,7 @@ impl StreamSlots {
             let count = by_client.entry(ip).or_default();
             if *count >= self.per_client {
                 return Err(ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorKind::RateLimited,
                     "too_many_streams",
                     format!("this client address already has {} live streams open, the most one may", self.per_client),
                 ));
@@ -326,7 +327,7 @@ async fn read_client(mut source: SplitStream<WebSocket>, audio: AudioSender, idl
             )),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Err(e)) if is_over_size(&e) => Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorKind::TooLarge,
                 "message_too_large",
                 "a WebSocket message is over the server's size limit; send audio in chunks of at most a few seconds",
             )),
@@ -376,14 +377,7 @@ async fn write_results(mut sink: SplitSink<WebSocket, Message>, mut results: Res
             Some(Err(e)) => {
                 let body = json!({"type": "error", "code": e.code, "message": e.message}).to_string();
                 let _ = sink.send(Message::Text(body.into())).await;
-                // Too large, try again later, the client's fault, or the server's.
-                let code = match e.status.as_u16() {
-                    413 => 1009,
-                    503 => 1013,
-                    400..=499 => 1008,
-                    _ => 1011,
-                };
-                CloseFrame { code, reason: e.code.into() }
+                CloseFrame { code: close_code(e.kind), reason: e.code.into() }
             }
             None if *stopping.borrow() => CloseFrame { code: 1001, reason: "server shutting down".into() },
             None => CloseFrame { code: 1000, reason: "end of stream".into() },

@@ -16,6 +16,8 @@ mod wav;
 
 pub use resample::StreamResampler;
 
+use crate::error::{Coded, ErrorKind};
+
 /// The sample rate every later stage works at.
 pub const SAMPLE_RATE_HZ: u32 = 16_000;
 /// The lowest input rate accepted: narrow-band telephone audio.
@@ -90,6 +92,32 @@ pub enum AudioError {
     TooManyChannels { channels: usize, max: usize },
     #[error("the {container} file holds a sample that is not a finite number (NaN or infinity) at frame {frame}")]
     NonFiniteSample { container: &'static str, frame: usize },
+}
+
+impl Coded for AudioError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::UnknownFormat { .. } | Self::UnsupportedCodec { .. } | Self::UnsupportedSampleRate { .. } => ErrorKind::Unsupported,
+            Self::Truncated { .. } | Self::Malformed { .. } | Self::NonFiniteSample { .. } | Self::TooManyChannels { .. } => {
+                ErrorKind::Invalid
+            }
+            Self::Empty | Self::NoSamples { .. } | Self::TooLong { .. } => ErrorKind::Unprocessable,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownFormat { .. } => "unsupported_format",
+            Self::UnsupportedCodec { .. } => "unsupported_codec",
+            Self::UnsupportedSampleRate { .. } => "unsupported_sample_rate",
+            Self::Truncated { .. } => "truncated_audio",
+            Self::Malformed { .. } => "malformed_audio",
+            Self::NonFiniteSample { .. } => "invalid_samples",
+            Self::TooManyChannels { .. } => "too_many_channels",
+            Self::Empty | Self::NoSamples { .. } => "no_samples",
+            Self::TooLong { .. } => "audio_too_long",
+        }
+    }
 }
 
 /// Decodes an audio file of any supported format into 16 kHz mono.
