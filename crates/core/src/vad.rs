@@ -11,8 +11,10 @@ use std::ops::Range;
 
 use crate::audio::SAMPLE_RATE_HZ;
 
-/// Samples per analysis frame: 10 ms.
-const FRAME: usize = SAMPLE_RATE_HZ as usize / 100;
+/// Analysis frames per second: 10 ms frames.
+const FRAMES_PER_S: f64 = 100.0;
+/// Samples per analysis frame.
+const FRAME: usize = SAMPLE_RATE_HZ as usize / FRAMES_PER_S as usize;
 /// A pause shorter than this is the gap between words, not a place to cut.
 const MIN_PAUSE_S: f64 = 0.2;
 /// A pause this long ends a sentence: long audio is always cut there.
@@ -22,6 +24,11 @@ const SENTENCE_PAUSE_S: f64 = 0.5;
 const PAD_S: f64 = 0.1;
 /// A piece is at least this long, unless the audio ends.
 const MIN_PIECE_S: f64 = 1.0;
+
+/// `seconds` in whole frames, to the nearest.
+fn frames(seconds: f64) -> usize {
+    (seconds * FRAMES_PER_S).round() as usize
+}
 
 /// Loudness of each whole 10 ms frame, in dB relative to full scale.
 fn frame_db(samples: &[f32]) -> Vec<f32> {
@@ -66,19 +73,26 @@ fn silence_threshold_db(levels: &[f32]) -> f32 {
 /// [`MIN_PAUSE_S`]) within reach or, when speech runs on without one, at
 /// the quietest frame of the window's second half.
 pub fn cut(samples: &[f32], max_s: f64) -> Vec<Range<usize>> {
-    let max_frames = ((max_s * 100.0) as usize).max(2);
+    let max_frames = frames(max_s).max(2);
     // Most requests fit: their levels are not even computed.
     if samples.len() / FRAME <= max_frames {
         return std::iter::once(0..samples.len()).collect();
     }
     let levels = frame_db(samples);
     let pauses = pauses(&levels, silence_threshold_db(&levels));
-    let min_frames = ((MIN_PIECE_S * 100.0) as usize).min(max_frames / 2);
-    let sentence_frames = (SENTENCE_PAUSE_S * 100.0).round() as usize;
-    let middles = |pauses: &[Range<usize>], min_len: usize| -> Vec<(usize, usize)> {
+    let cuts = cut_points(&levels, &pauses, max_frames);
+    pieces_between(&cuts, &pauses, levels.len(), samples.len())
+}
+
+/// Where long audio is cut, in frames: at the next sentence end while the
+/// piece up to it fits, else at a pause within reach ([`cut_within`]).
+fn cut_points(levels: &[f32], pauses: &[Range<usize>], max_frames: usize) -> Vec<usize> {
+    let min_frames = frames(MIN_PIECE_S).min(max_frames / 2);
+    // Each pause as (its middle, its length).
+    let middles = |min_len: usize| -> Vec<(usize, usize)> {
         pauses.iter().filter(|p| p.len() >= min_len).map(|p| ((p.start + p.end) / 2, p.len())).collect()
     };
-    let (sentence_ends, any_pause) = (middles(&pauses, sentence_frames), middles(&pauses, 0));
+    let (sentence_ends, any_pause) = (middles(frames(SENTENCE_PAUSE_S)), middles(0));
     let mut cuts = Vec::new();
     let mut start = 0;
     while start < levels.len() {
@@ -87,32 +101,40 @@ pub fn cut(samples: &[f32], max_s: f64) -> Vec<Range<usize>> {
         let at = match next_sentence_end {
             Some(m) if m - start <= max_frames => m,
             _ if levels.len() - start <= max_frames => break,
-            _ => {
-                let reach = start + min_frames..start + max_frames;
-                match any_pause.iter().filter(|(m, _)| reach.contains(m)).max_by_key(|&&(m, len)| (len, m)) {
-                    Some(&(m, _)) => m,
-                    None => {
-                        let half = start + max_frames / 2..start + max_frames;
-                        half.clone().min_by(|&a, &b| levels[a].total_cmp(&levels[b])).expect("the window's half is not empty")
-                    }
-                }
-            }
+            _ => cut_within(levels, &any_pause, start..start + max_frames, min_frames),
         };
         cuts.push(at);
         start = at;
     }
-    // A piece inside one pause holds nothing to recognize (and the network
-    // would make words of its noise): it is left out. The others keep only
-    // [`PAD_S`] of the pauses at their ends.
-    let pad = (PAD_S * 100.0) as usize;
-    let bounds: Vec<usize> = std::iter::once(0).chain(cuts).chain(std::iter::once(levels.len())).collect();
+    cuts
+}
+
+/// A cut in `window` (a piece's longest extent) where no sentence ends:
+/// the middle of the longest pause at least `min_frames` in, or in speech
+/// without any, the quietest frame of the window's second half.
+fn cut_within(levels: &[f32], pauses: &[(usize, usize)], window: Range<usize>, min_frames: usize) -> usize {
+    let reach = window.start + min_frames..window.end;
+    if let Some(&(middle, _)) = pauses.iter().filter(|(m, _)| reach.contains(m)).max_by_key(|&&(m, len)| (len, m)) {
+        return middle;
+    }
+    let second_half = window.start + window.len() / 2..window.end;
+    second_half.min_by(|&a, &b| levels[a].total_cmp(&levels[b])).expect("the window is not empty")
+}
+
+/// The pieces between the cuts, in samples. A piece inside one pause holds
+/// nothing to recognize (and the network would make words of its noise):
+/// it is left out. The others keep only [`PAD_S`] of the pauses at their
+/// ends.
+fn pieces_between(cuts: &[usize], pauses: &[Range<usize>], num_frames: usize, num_samples: usize) -> Vec<Range<usize>> {
+    let pad = frames(PAD_S);
+    let bounds: Vec<usize> = std::iter::once(0).chain(cuts.iter().copied()).chain(std::iter::once(num_frames)).collect();
     bounds
         .windows(2)
         .filter(|w| !pauses.iter().any(|p| p.start <= w[0] && w[1] <= p.end))
         .map(|w| {
             let start = pauses.iter().find(|p| p.contains(&w[0])).map_or(w[0], |p| w[0].max(p.end.saturating_sub(pad)));
             let end = pauses.iter().find(|p| p.contains(&(w[1] - 1))).map_or(w[1], |p| w[1].min(p.start + pad));
-            start * FRAME..if end == levels.len() { samples.len() } else { end * FRAME }
+            start * FRAME..if end == num_frames { num_samples } else { end * FRAME }
         })
         .collect()
 }
@@ -145,7 +167,7 @@ const THRESHOLD_REFRESH_FRAMES: usize = 10;
 impl Endpointer {
     pub fn new(silence_s: f64) -> Self {
         Self {
-            silence_frames: (silence_s * 100.0).round().max(1.0) as usize,
+            silence_frames: frames(silence_s).max(1),
             history: Vec::new(),
             partial: Vec::new(),
             frames: 0,
@@ -171,7 +193,7 @@ impl Endpointer {
             }
             // Until a second has been heard only near-silence counts as a
             // pause; then the stream's own levels decide.
-            if self.history.len() >= 100 && self.frames.is_multiple_of(THRESHOLD_REFRESH_FRAMES) {
+            if self.history.len() >= frames(1.0) && self.frames.is_multiple_of(THRESHOLD_REFRESH_FRAMES) {
                 self.threshold = silence_threshold_db(&self.history);
             }
             self.frames += 1;
@@ -192,7 +214,7 @@ impl Endpointer {
     /// The speech of the utterance in progress so far (with [`PAD_S`] of
     /// pause around it), when any was heard since the last utterance ended.
     pub fn speech(&self) -> Option<Range<usize>> {
-        let pad = (PAD_S * 100.0) as usize;
+        let pad = frames(PAD_S);
         let last = self.frames - self.trailing_silent;
         self.onset.map(|onset| onset.saturating_sub(pad) * FRAME..(last + pad).min(self.frames) * FRAME)
     }
@@ -200,7 +222,7 @@ impl Endpointer {
 
 /// Runs of silent frames at least [`MIN_PAUSE_S`] long.
 fn pauses(levels: &[f32], threshold: f32) -> Vec<Range<usize>> {
-    let min_frames = (MIN_PAUSE_S * 100.0).round() as usize;
+    let min_frames = frames(MIN_PAUSE_S);
     let mut runs = Vec::new();
     let mut run_start = None;
     for (i, &level) in levels.iter().chain(std::iter::once(&f32::INFINITY)).enumerate() {
