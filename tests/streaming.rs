@@ -25,9 +25,23 @@ struct Received {
     sent: Vec<(f64, f64)>,
 }
 
+/// How a client says its audio is over.
+#[derive(Clone, Copy)]
+enum End {
+    /// `{"event": "end"}` in a text frame.
+    Text,
+    /// The same line in a binary frame, then the client's close at once: what
+    /// `websocat -b` does with it on its input, then at the input's end.
+    BinaryThenClose,
+}
+
 /// Sends `pcm` (16-bit little-endian at `rate_hz`) in 100 ms frames, at
 /// real time when `paced`, then `{"event": "end"}`; reads until the close.
 async fn stream(url: &str, pcm: &[u8], rate_hz: usize, paced: bool) -> Received {
+    stream_ending(url, pcm, rate_hz, paced, End::Text).await
+}
+
+async fn stream_ending(url: &str, pcm: &[u8], rate_hz: usize, paced: bool, end: End) -> Received {
     let (socket, _) = tokio_tungstenite::connect_async(url).await.expect("the WebSocket opens");
     let (mut sink, mut source) = socket.split();
     let started = Instant::now();
@@ -51,7 +65,13 @@ async fn stream(url: &str, pcm: &[u8], rate_hz: usize, paced: bool) -> Received 
         sink.send(Message::Binary(chunk.to_vec().into())).await.unwrap();
         sent.push((((i * chunk_bytes + chunk.len()) / 2) as f64 / rate_hz as f64, started.elapsed().as_secs_f64()));
     }
-    sink.send(Message::Text(r#"{"event": "end"}"#.into())).await.unwrap();
+    match end {
+        End::Text => sink.send(Message::Text(r#"{"event": "end"}"#.into())).await.unwrap(),
+        End::BinaryThenClose => {
+            sink.send(Message::Binary(b"{\"event\": \"end\"}\n".to_vec().into())).await.unwrap();
+            sink.send(Message::Close(None)).await.unwrap();
+        }
+    }
     let (frames, close) = tokio::time::timeout(Duration::from_secs(60), reader).await.expect("the server closes the stream").unwrap();
     Received { frames, close, sent }
 }
@@ -160,11 +180,12 @@ fn other_rates_are_resampled_and_bad_streams_get_clear_errors() {
 }
 
 async fn bad_streams(server: &HarkServer) {
-    // The same digits at 8 kHz, sent as fast as the socket takes them.
+    // The same digits at 8 kHz, sent as fast as the socket takes them, and
+    // ended as a client that sends only binary frames ends them.
     let (samples, spans) = common::takes_with_pauses(&common::four_digits(), 1.0);
     let at_8k: Vec<f32> = samples.iter().step_by(2).copied().collect();
     let url = format!("ws://{}/v1/stream?sample_rate=8000&decoder=greedy", server.addr());
-    let received = stream(&url, &common::pcm16(&at_8k), 8_000, false).await;
+    let received = stream_ending(&url, &common::pcm16(&at_8k), 8_000, false, End::BinaryThenClose).await;
     assert_eq!(received.close, Some(CloseCode::Normal));
     let finals = of_type(&received, "final");
     assert_eq!(finals.len(), spans.len(), "{:?}", received.frames);

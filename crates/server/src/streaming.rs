@@ -311,13 +311,16 @@ async fn read_client(mut source: SplitStream<WebSocket>, audio: AudioSender, idl
             () = async { let _ = stopping.wait_for(|stop| *stop).await; } => return,
         };
         let chunk = match message {
+            // Clients that send only binary frames (`websocat -b`) end with
+            // the same JSON in one.
+            Some(Ok(Message::Binary(bytes))) if is_end_event(&bytes) => return,
             Some(Ok(Message::Binary(bytes))) => {
                 if bytes.len() >= idle.min_bytes {
                     idle_until = Instant::now() + idle_limit;
                 }
                 Ok(bytes)
             }
-            Some(Ok(Message::Text(text))) if serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v["event"] == "end") => return,
+            Some(Ok(Message::Text(text))) if is_end_event(text.as_bytes()) => return,
             Some(Ok(Message::Text(text))) => Err(ApiError::bad_request(
                 "invalid_message",
                 format!(
@@ -339,6 +342,11 @@ async fn read_client(mut source: SplitStream<WebSocket>, audio: AudioSender, idl
             return;
         }
     }
+}
+
+/// Whether a message is `{"event": "end"}` (surrounding whitespace allowed).
+fn is_end_event(bytes: &[u8]) -> bool {
+    bytes.len() <= 64 && serde_json::from_slice::<serde_json::Value>(bytes.trim_ascii()).is_ok_and(|v| v["event"] == "end")
 }
 
 fn is_over_size(e: &axum::Error) -> bool {
