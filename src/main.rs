@@ -73,7 +73,8 @@ enum Command {
         /// Also list the N utterances with the most errors.
         #[arg(long, value_name = "N", default_value_t = 0)]
         worst: usize,
-        /// Write the acoustic model's output, one .npy per utterance, to DIR.
+        /// Write the acoustic model's output, one .npy per utterance, to DIR
+        /// (each utterance run whole, not cut at pauses as without it).
         #[arg(long, value_name = "DIR", conflicts_with = "load_log_probs")]
         save_log_probs: Option<PathBuf>,
         /// Decode the .npy files in DIR (from --save-log-probs) instead of

@@ -80,6 +80,29 @@ fn eval_prints_wer_cer_and_the_worst_utterances() {
 }
 
 #[test]
+fn eval_cuts_long_files_as_the_server_does() {
+    // 40 s of digits with pauses: longer than the 15 s window, so cut.
+    let (samples, _) = common::takes_with_pauses(&[common::four_digits(), common::four_digits(), common::four_digits()].concat(), 2.5);
+    let dir = std::env::temp_dir().join(format!("hark-cli-long-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wav = dir.join("long.wav");
+    std::fs::write(&wav, common::wav_16k(&samples)).unwrap();
+    let manifest = dir.join("m.jsonl");
+    std::fs::write(&manifest, format!("{{\"audio_filepath\": \"{}\", \"duration\": 40, \"text\": \"x\"}}\n", wav.display())).unwrap();
+    let model = common::fixture("fsdd-digits");
+    let out = hark(&["eval", "--model", model.to_str().unwrap(), "--worst", "1", manifest.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let evaluated = stdout.lines().find_map(|l| l.trim().strip_prefix("hyp:")).unwrap().trim().to_string();
+
+    let server = common::HarkServer::start_with_model(&model, &[], &[]);
+    let served: serde_json::Value =
+        reqwest::blocking::Client::new().post(server.url("/v1/transcribe")).body(common::wav_16k(&samples)).send().unwrap().json().unwrap();
+    assert!(samples.len() as f64 / 16_000.0 > 30.0 && evaluated.split_whitespace().count() >= 8, "{evaluated}");
+    assert_eq!(evaluated, served["text"].as_str().unwrap());
+}
+
+#[test]
 fn decode_writes_the_16_khz_float_audio_hark_hears() {
     let dir = std::env::temp_dir().join(format!("hark-cli-decode-{}", std::process::id()));
     let out = hark(&["decode", "--out-dir", dir.to_str().unwrap(), &take("4_george_1.wav")]);
