@@ -137,6 +137,42 @@ struct Beam {
     carried: f32,
 }
 
+/// The beams of the next step, each prefix once: extensions that reach the
+/// same prefix merge their probability mass.
+#[derive(Default)]
+struct NextBeams {
+    beams: Vec<Beam>,
+    /// Where each prefix's beam is in `beams`.
+    slot: FxHashMap<u32, usize>,
+}
+
+impl NextBeams {
+    fn clear(&mut self) {
+        self.beams.clear();
+        self.slot.clear();
+    }
+
+    /// Adds mass ending in blank and in the prefix's last token; `entered`
+    /// when it is a new token, not the previous one held.
+    fn add(&mut self, prefix: u32, blank: f32, token: f32, entered: bool) {
+        let beams = &mut self.beams;
+        let i = *self.slot.entry(prefix).or_insert_with(|| {
+            let none = f32::NEG_INFINITY;
+            beams.push(Beam { prefix, blank: none, token: none, entered: none, carried: none });
+            beams.len() - 1
+        });
+        let b = &mut beams[i];
+        b.blank = log_add(b.blank, blank);
+        b.token = log_add(b.token, token);
+        let mass = log_add(blank, token);
+        if entered {
+            b.entered = log_add(b.entered, mass);
+        } else {
+            b.carried = log_add(b.carried, mass);
+        }
+    }
+}
+
 impl Beam {
     fn acoustic(&self) -> f32 {
         log_add(self.blank, self.token)
@@ -312,80 +348,94 @@ impl<'a> Search<'a> {
     }
 
     fn run(mut self, log_probs: &LogProbs) -> Vec<Hypothesis> {
-        let options = self.decoder.options;
-        let mut beams = vec![Beam { prefix: ROOT_PREFIX, blank: 0.0, token: f32::NEG_INFINITY, entered: 0.0, carried: 0.0 }];
-        let mut next: Vec<Beam> = Vec::new();
-        let mut slot: FxHashMap<u32, usize> = FxHashMap::default();
+        let none = f32::NEG_INFINITY;
+        let mut beams = vec![Beam { prefix: ROOT_PREFIX, blank: 0.0, token: none, entered: 0.0, carried: 0.0 }];
+        let mut next = NextBeams::default();
         let mut candidates: Vec<(usize, f32)> = Vec::with_capacity(log_probs.vocab());
         for t in 0..log_probs.num_steps() {
             let row = log_probs.step(t);
-            candidates.clear();
-            candidates.extend(row.iter().copied().enumerate().filter(|&(_, lp)| lp >= options.token_min_log_prob));
-            if candidates.is_empty() {
-                candidates.push(super::argmax(row));
-            }
-            candidates.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
-            candidates.truncate(options.token_top_k.max(1));
-
+            self.candidates(row, &mut candidates);
             next.clear();
-            slot.clear();
-            let mut add = |next: &mut Vec<Beam>, prefix: u32, blank: f32, token: f32, entered: bool| {
-                let i = *slot.entry(prefix).or_insert_with(|| {
-                    let none = f32::NEG_INFINITY;
-                    next.push(Beam { prefix, blank: none, token: none, entered: none, carried: none });
-                    next.len() - 1
-                });
-                let b = &mut next[i];
-                b.blank = log_add(b.blank, blank);
-                b.token = log_add(b.token, token);
-                let mass = log_add(blank, token);
-                if entered {
-                    b.entered = log_add(b.entered, mass);
-                } else {
-                    b.carried = log_add(b.carried, mass);
-                }
-            };
-            let none = f32::NEG_INFINITY;
-            let score = |p: &[Prefix], b: &Beam| b.acoustic() + p[b.prefix as usize].bonus;
-            let best = beams.iter().map(|b| score(&self.prefixes, b)).fold(f32::NEG_INFINITY, f32::max);
-            let best_lp = candidates[0].1;
-            for beam in &beams {
-                let total = beam.acoustic();
-                let last = self.prefixes[beam.prefix as usize].token;
-                let behind = score(&self.prefixes, beam) - best - best_lp;
-                for &(token, lp) in &candidates {
-                    if behind + lp < -options.beam_prune_log_prob {
-                        break;
-                    }
-                    if token == BLANK || (token == self.separator && self.at_word_start(beam.prefix)) {
-                        add(&mut next, beam.prefix, total + lp, none, false);
-                    } else if token == last && beam.prefix != ROOT_PREFIX {
-                        // Held: the same token goes on; after a blank it is a new one.
-                        add(&mut next, beam.prefix, none, beam.token + lp, false);
-                        let child = self.extend(beam.prefix, token, t as u32);
-                        add(&mut next, child, none, beam.blank + lp, true);
-                    } else {
-                        let child = self.extend(beam.prefix, token, t as u32);
-                        add(&mut next, child, none, total + lp, true);
-                    }
-                }
-            }
-            for b in &next {
-                let p = &mut self.prefixes[b.prefix as usize];
-                if b.entered > b.carried {
-                    (p.first_step, p.last_step) = (t as u32, t as u32);
-                } else if b.prefix != ROOT_PREFIX && row[p.token] > row[BLANK] {
-                    p.last_step = t as u32;
-                }
-            }
-            if next.len() > options.beam_size {
-                let prefixes = &self.prefixes;
-                next.select_nth_unstable_by(options.beam_size - 1, |a, b| score(prefixes, b).total_cmp(&score(prefixes, a)));
-                next.truncate(options.beam_size);
-            }
-            std::mem::swap(&mut beams, &mut next);
+            self.extend_beams(t as u32, &beams, &candidates, &mut next);
+            self.mark_steps(t as u32, row, &next.beams);
+            self.prune(&mut next.beams);
+            std::mem::swap(&mut beams, &mut next.beams);
         }
+        self.hypotheses(&beams, log_probs)
+    }
 
+    /// The tokens worth trying at a step: those above the floor (the best
+    /// one at least), most likely first, at most `token_top_k`.
+    fn candidates(&self, row: &[f32], candidates: &mut Vec<(usize, f32)>) {
+        let options = &self.decoder.options;
+        candidates.clear();
+        candidates.extend(row.iter().copied().enumerate().filter(|&(_, lp)| lp >= options.token_min_log_prob));
+        if candidates.is_empty() {
+            candidates.push(super::argmax(row));
+        }
+        candidates.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
+        candidates.truncate(options.token_top_k.max(1));
+    }
+
+    /// A beam's score for ranking: acoustics plus its prefix's bonuses.
+    fn score(&self, beam: &Beam) -> f32 {
+        beam.acoustic() + self.prefixes[beam.prefix as usize].bonus
+    }
+
+    /// Every beam extended by every candidate token at step `t`, skipping
+    /// the extensions that fall too far behind the best.
+    fn extend_beams(&mut self, t: u32, beams: &[Beam], candidates: &[(usize, f32)], next: &mut NextBeams) {
+        let none = f32::NEG_INFINITY;
+        let best = beams.iter().map(|b| self.score(b)).fold(none, f32::max);
+        let (best_lp, floor) = (candidates[0].1, -self.decoder.options.beam_prune_log_prob);
+        for beam in beams {
+            let total = beam.acoustic();
+            let last = self.prefixes[beam.prefix as usize].token;
+            let behind = self.score(beam) - best - best_lp;
+            for &(token, lp) in candidates {
+                if behind + lp < floor {
+                    break;
+                }
+                if token == BLANK || (token == self.separator && self.at_word_start(beam.prefix)) {
+                    next.add(beam.prefix, total + lp, none, false);
+                } else if token == last && beam.prefix != ROOT_PREFIX {
+                    // Held: the same token goes on; after a blank it is a new one.
+                    next.add(beam.prefix, none, beam.token + lp, false);
+                    let child = self.extend(beam.prefix, token, t);
+                    next.add(child, none, beam.blank + lp, true);
+                } else {
+                    let child = self.extend(beam.prefix, token, t);
+                    next.add(child, none, total + lp, true);
+                }
+            }
+        }
+    }
+
+    /// The steps each surviving prefix's last token spans: it starts where
+    /// most of its mass entered, and lasts while it beats blank.
+    fn mark_steps(&mut self, t: u32, row: &[f32], next: &[Beam]) {
+        for b in next {
+            let p = &mut self.prefixes[b.prefix as usize];
+            if b.entered > b.carried {
+                (p.first_step, p.last_step) = (t, t);
+            } else if b.prefix != ROOT_PREFIX && row[p.token] > row[BLANK] {
+                p.last_step = t;
+            }
+        }
+    }
+
+    /// Keeps the `beam_size` best.
+    fn prune(&self, next: &mut Vec<Beam>) {
+        let beam_size = self.decoder.options.beam_size;
+        if next.len() > beam_size {
+            next.select_nth_unstable_by(beam_size - 1, |a, b| self.score(b).total_cmp(&self.score(a)));
+            next.truncate(beam_size);
+        }
+    }
+
+    /// The final beams as the n best distinct transcripts, the best one's
+    /// word confidences weighed by how many final beams agree on them.
+    fn hypotheses(&self, beams: &[Beam], log_probs: &LogProbs) -> Vec<Hypothesis> {
         let mut finals: Vec<(f32, &Beam)> = beams.iter().map(|b| (self.final_score(b), b)).collect();
         finals.sort_by(|a, b| b.0.total_cmp(&a.0));
         // Every final beam's words, kept to weigh the best one's words below.
@@ -403,7 +453,7 @@ impl<'a> Search<'a> {
                 continue;
             }
             hypotheses.push(h.clone());
-            if hypotheses.len() >= options.alternatives.max(1) {
+            if hypotheses.len() >= self.decoder.options.alternatives.max(1) {
                 break;
             }
         }
