@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Routes;
@@ -196,7 +196,7 @@ impl Service {
                 }
             }
         });
-        let results = ReceiverStream::new(results).map(|r| r.map(pb::StreamingRecognizeResponse::from).map_err(Status::from));
+        let results = results.into_stream().map(|r| r.map(pb::StreamingRecognizeResponse::from).map_err(Status::from));
         Ok(Response::new(Box::pin(results) as ResultStream))
     }
 

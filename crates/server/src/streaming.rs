@@ -39,8 +39,26 @@ const AUDIO_CHANNEL: usize = 64;
 /// Where a transport sends a stream's PCM16 chunks (or its client's
 /// protocol error); dropping it ends the stream.
 pub(super) type AudioSender = mpsc::Sender<Result<Bytes, ApiError>>;
-/// Where a stream's results come out; it closes after the last final.
-pub(super) type ResultReceiver = mpsc::Receiver<Result<StreamResult, ApiError>>;
+
+/// Where a stream's results come out; it ends after the last final. It
+/// holds a share of the stream's place: at shutdown the server waits for
+/// every place to come back, so the transport must have sent its last
+/// result and closed before its stream counts as ended.
+pub(super) struct ResultReceiver {
+    results: mpsc::Receiver<Result<StreamResult, ApiError>>,
+    _slot: Arc<StreamSlot>,
+}
+
+impl ResultReceiver {
+    pub(super) async fn recv(&mut self) -> Option<Result<StreamResult, ApiError>> {
+        self.results.recv().await
+    }
+
+    /// The results as a `Stream`, for transports built on one.
+    pub(super) fn into_stream(self) -> impl futures_util::Stream<Item = Result<StreamResult, ApiError>> {
+        futures_util::stream::unfold(self, |mut results| async move { results.recv().await.map(|result| (result, results)) })
+    }
+}
 
 /// One partial or final result, with words at times in the stream.
 #[derive(Debug, Serialize)]
@@ -77,7 +95,8 @@ pub(super) struct StreamSlots {
     by_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
-/// One stream's place, given back when the stream's task ends.
+/// One stream's place, given back when the stream's task has ended and its
+/// transport has delivered the results.
 pub(super) struct StreamSlot {
     _open: OwnedSemaphorePermit,
     client: Option<IpAddr>,
@@ -163,14 +182,16 @@ pub(super) fn open(
 pub(super) fn spawn(state: SharedState, open: OpenStream) -> (AudioSender, ResultReceiver) {
     let (audio_tx, audio_rx) = mpsc::channel(AUDIO_CHANNEL);
     let (results_tx, results_rx) = mpsc::channel(AUDIO_CHANNEL);
+    let OpenStream { stream, decoder, slot } = open;
+    let slot = Arc::new(slot);
+    let task_slot = slot.clone();
     tokio::spawn(async move {
-        let OpenStream { stream, decoder, slot } = open;
         if let Err(e) = run(&state, stream, decoder, audio_rx, &results_tx).await {
             let _ = results_tx.send(Err(e)).await;
         }
-        drop(slot);
+        drop(task_slot);
     });
-    (audio_tx, results_rx)
+    (audio_tx, ResultReceiver { results: results_rx, _slot: slot })
 }
 
 async fn run(
@@ -390,12 +411,18 @@ async fn write_results(mut sink: SplitSink<WebSocket, Message>, mut results: Res
             None if *stopping.borrow() => CloseFrame { code: 1001, reason: "server shutting down".into() },
             None => CloseFrame { code: 1000, reason: "end of stream".into() },
         };
-        let failed = close.code != 1000 && close.code != 1001;
+        let cut_off = close.code != 1000;
         let _ = sink.send(Message::Close(Some(close))).await;
-        if failed {
-            // A client cut off mid-message may still be sending: closing the
-            // socket on its unread bytes would reset the connection and lose
-            // the close frame on the way. Give it a moment to read it.
+        if cut_off {
+            // A client cut off mid-stream (by its mistake or by shutdown) may
+            // still be sending: closing the socket on its unread bytes would
+            // reset the connection and lose the close frame on the way.
+            // Give it a moment to read it. The stream's place comes back
+            // first, except at shutdown: there the server's exit waits for
+            // the places, and so for the moment given.
+            if !*stopping.borrow() {
+                drop(results);
+            }
             tokio::time::sleep(CLOSE_LINGER).await;
         }
         return;
