@@ -4,9 +4,13 @@
 
 use std::time::{Duration, Instant};
 
+use hyper::Method;
+
 use hark_core::audio::{Waveform, SAMPLE_RATE_HZ};
 use hark_core::ctc::CtcDecoder;
 use hark_core::recognizer::{RecognizeError, Recognizer};
+
+use crate::http::Connection;
 
 /// `seconds` of `source`, looped if it is shorter.
 pub fn clip(source: &Waveform, seconds: f64) -> Waveform {
@@ -66,26 +70,32 @@ impl LoadReport {
 }
 
 /// `clients` clients each sending `wav` (`clip_s` seconds of audio) to
-/// `url` again and again for `duration`; every request is counted.
-pub async fn load(url: &str, wav: Vec<u8>, clip_s: f64, clients: usize, duration: Duration) -> LoadReport {
-    let client = reqwest::Client::new();
+/// `url` again and again for `duration`, each on its own connection; every
+/// request is counted.
+pub async fn load(url: &str, wav: Vec<u8>, clip_s: f64, clients: usize, duration: Duration) -> Result<LoadReport, String> {
+    let (authority, path) = crate::http::split_url(url)?;
     let wav = bytes::Bytes::from(wav);
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
-            let (client, wav, url) = (client.clone(), wav.clone(), url.to_string());
+            let (wav, authority, path) = (wav.clone(), authority.to_string(), path.to_string());
             tokio::spawn(async move {
                 let mut report = LoadReport::default();
+                let mut connection = None;
                 while started.elapsed() < duration {
+                    if connection.as_ref().is_some_and(Connection::is_closed) {
+                        connection = None;
+                    }
                     let sent = Instant::now();
-                    let response = client.post(&url).header("content-type", "audio/wav").body(wav.clone()).send().await;
-                    // The whole body: a response is not done until it is read.
-                    let response = match response {
-                        Ok(r) => {
-                            let status = r.status();
-                            r.text().await.map(|body| (status, body))
-                        }
-                        Err(e) => Err(e),
+                    let response = match connection.as_mut() {
+                        Some(connection) => connection.send(Method::POST, &path, Some("audio/wav"), wav.clone()).await,
+                        None => match Connection::open(&authority).await {
+                            Ok(opened) => {
+                                connection = Some(opened);
+                                continue;
+                            }
+                            Err(e) => Err(e),
+                        },
                     };
                     let latency = sent.elapsed().as_secs_f64();
                     match response {
@@ -98,8 +108,12 @@ pub async fn load(url: &str, wav: Vec<u8>, clip_s: f64, clients: usize, duration
                             // As a client honouring Retry-After would, briefly.
                             tokio::time::sleep(Duration::from_millis(50)).await;
                         }
-                        Ok((status, body)) => report.errors.push(format!("{status}: {body}")),
-                        Err(e) => report.errors.push(e.to_string()),
+                        Ok((status, body)) => report.errors.push(format!("{status}: {}", String::from_utf8_lossy(&body))),
+                        Err(e) => {
+                            report.errors.push(e);
+                            // A broken connection is opened again.
+                            connection = None;
+                        }
                     }
                 }
                 report
@@ -115,7 +129,7 @@ pub async fn load(url: &str, wav: Vec<u8>, clip_s: f64, clients: usize, duration
         total.errors.extend(report.errors);
     }
     total.wall_s = started.elapsed().as_secs_f64();
-    total
+    Ok(total)
 }
 
 /// The `p` quantile (0–1) of `values`, nearest rank; None when empty.

@@ -1,6 +1,7 @@
 //! The `hark` command: serve, transcribe, eval.
 
 mod bench;
+mod http;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -602,7 +603,7 @@ fn bench(args: BenchArgs) -> Result<(), String> {
             args.clip_s, args.duration_s, s.workers, s.max_batch, s.max_wait_ms, s.max_queue_s
         );
         for &clients in &args.clients {
-            let mut report = load(&endpoint, wav.clone(), args.clip_s, clients, Duration::from_secs_f64(args.duration_s)).await;
+            let mut report = load(&endpoint, wav.clone(), args.clip_s, clients, Duration::from_secs_f64(args.duration_s)).await?;
             println!(
                 "  {clients:>3} clients: {:.1} s of audio per second; 200 × {}{}; 503 × {}{}; other {}",
                 report.throughput(),
@@ -642,14 +643,20 @@ fn healthcheck(addr: SocketAddr, ready: bool, timeout_s: f64) -> Result<(), Stri
     if target.ip().is_unspecified() {
         target.set_ip(if addr.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
     }
-    let url = format!("http://{target}/{}", if ready { "readyz" } else { "healthz" });
+    let path = if ready { "/readyz" } else { "/healthz" };
+    let url = format!("http://{target}{path}");
     let status = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?
         .block_on(async {
-            let client = reqwest::Client::builder().timeout(Duration::from_secs_f64(timeout_s)).build()?;
-            client.get(&url).send().await.map(|r| r.status())
+            let check = async {
+                let mut connection = http::Connection::open(&target.to_string()).await?;
+                connection.send(hyper::Method::GET, path, None, bytes::Bytes::new()).await.map(|(status, _)| status)
+            };
+            tokio::time::timeout(Duration::from_secs_f64(timeout_s), check)
+                .await
+                .unwrap_or_else(|_| Err(format!("no answer in {timeout_s} s")))
         })
         .map_err(|e| format!("{url}: {e}"))?;
     if status.is_success() {

@@ -9,18 +9,19 @@
 //! candle reads the weights; the forward pass is hark's own loop over them,
 //! laid out once at load time ([`lstm`]): candle-nn's LSTM issues about
 //! fifteen small tensor ops per step, which cost five times the arithmetic.
-//! [`reference`] keeps that op-by-op path as the yardstick the fast one is
-//! tested and benchmarked against.
+//! `reference` (feature `reference`, for tests and benchmarks) keeps that
+//! op-by-op path as the yardstick the fast one is tested and benchmarked
+//! against.
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
+use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::features::{FbankOptions, Features};
 
 mod lstm;
+#[cfg(feature = "reference")]
 pub mod reference;
 
 use lstm::{Kernel, LstmDirection, Packed};
@@ -242,6 +243,15 @@ impl std::fmt::Debug for AcousticModel {
     }
 }
 
+/// A tensor of the expected shape, as f32 values in row-major order
+/// (whatever float type it was stored in).
+fn as_f32(tensor: &Tensor, shape: &[usize]) -> candle_core::Result<Vec<f32>> {
+    if tensor.dims() != shape {
+        candle_core::bail!("shape mismatch: expected {shape:?}, got {:?}", tensor.dims());
+    }
+    tensor.to_dtype(DType::F32)?.flatten_all()?.to_vec1()
+}
+
 fn candle_error(name: &str) -> impl Fn(candle_core::Error) -> ModelError + '_ {
     move |e| ModelError::Tensor { name: name.to_string(), message: e.to_string().lines().next().unwrap_or_default().to_string() }
 }
@@ -261,15 +271,13 @@ impl AcousticModel {
         if config.stack == 0 || config.layers == 0 || config.hidden == 0 {
             return Err(ModelError::Config("stack, layers and hidden must be positive".into()));
         }
-        let vb = VarBuilder::from_slice_safetensors(&files.safetensors, DType::F32, &Device::Cpu)
-            .map_err(|e| ModelError::Safetensors(e.to_string()))?;
+        let tensors =
+            candle_core::safetensors::load_buffer(&files.safetensors, &Device::Cpu).map_err(|e| ModelError::Safetensors(e.to_string()))?;
         let mut num_parameters = 0;
         let mut get = |shape: &[usize], name: &str| -> Result<Vec<f32>, ModelError> {
-            if !vb.contains_tensor(name) {
-                return Err(ModelError::MissingTensor { name: name.into() });
-            }
+            let tensor = tensors.get(name).ok_or_else(|| ModelError::MissingTensor { name: name.into() })?;
             num_parameters += shape.iter().product::<usize>();
-            vb.get(shape, name).and_then(|t| t.flatten_all()?.to_vec1()).map_err(candle_error(name))
+            as_f32(tensor, shape).map_err(candle_error(name))
         };
         let h = config.hidden;
         let mut layers = Vec::with_capacity(config.layers);
