@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # hark's test command: installs the test-only Python clients (the official
 # openai package, for the OpenAI-compatible route; grpcio with its tools,
-# health and reflection clients, for the gRPC API) into tests/.venv, then
-# runs the Rust tests:
+# health and reflection clients, for the gRPC API) into tests/.venv, and
+# chromium (for the page's browser test) when it is missing, then runs the
+# Rust tests:
 #
 #   tests/run.sh [--slow] [CARGO TEST ARGUMENTS]
 set -euo pipefail
@@ -10,6 +11,13 @@ cd "$(dirname "$0")/.."
 if ! tests/.venv/bin/python -c "import openai, grpc_tools, grpc_health, grpc_reflection" 2>/dev/null; then
     python3 -m venv tests/.venv
     tests/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+fi
+# The page's browser test drives Debian's chromium, headless.
+if ! command -v chromium >/dev/null; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core >/dev/null
 fi
 # The fast tier: unit tests and the server's tests on small fixtures. With
 # --slow, the slow tier too (the English model's accuracy, 10-minute audio,

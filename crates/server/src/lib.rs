@@ -22,6 +22,7 @@ mod grpc;
 mod limits;
 pub mod metrics;
 mod openai;
+mod page;
 pub mod scheduler;
 mod streaming;
 mod upload;
@@ -272,6 +273,7 @@ fn router(state: SharedState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), limits::guard_body))
         .layer(middleware::from_fn_with_state(state.clone(), require_api_key));
     Router::new()
+        .route("/", get(page::page))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -339,13 +341,27 @@ fn presents_key(authorization: Option<&[u8]>, key: &str) -> bool {
     presented.len() == key.len() && std::hint::black_box(presented.iter().zip(key).fold(0u8, |differ, (a, b)| differ | (a ^ b))) == 0
 }
 
+/// Browsers cannot set headers on a WebSocket: a live stream may carry
+/// its key as the query parameter `access_token` instead (RFC 6750 §2.3).
+/// Query strings are not logged.
+fn stream_access_token(request: &Request) -> Option<Vec<u8>> {
+    if request.uri().path() != "/v1/stream" {
+        return None;
+    }
+    let query = request.uri().query()?;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "access_token")
+        .map(|(_, token)| format!("Bearer {token}").into_bytes())
+}
+
 async fn require_api_key(State(state): State<SharedState>, request: Request, next: Next) -> Response {
     if let Some(key) = &state.config.api_key {
-        if !presents_key(request.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes), key) {
+        let header = request.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes().to_vec());
+        if !presents_key(header.or_else(|| stream_access_token(&request)).as_deref(), key) {
             return ApiError::new(
                 ErrorKind::Unauthenticated,
                 "unauthorized",
-                "missing or wrong API key: send 'Authorization: Bearer <key>'",
+                "missing or wrong API key: send 'Authorization: Bearer <key>' (a WebSocket may send '?access_token=<key>')",
             )
             .into_response();
         }

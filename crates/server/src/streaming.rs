@@ -272,7 +272,8 @@ const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// end of the stream, 1001 when the server is shutting down (after the
 /// final of the audio it received), 1008 for a client's mistake, 1009 for
 /// a message over the size limit, 1013 when the server is full. Decoding
-/// options and `endpoint_silence_s` may be given in the query string.
+/// options and `endpoint_silence_s` may be given in the query string, and
+/// the API key as `access_token` (browsers cannot set headers here).
 pub(super) async fn websocket(
     State(state): State<SharedState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -285,6 +286,8 @@ pub(super) async fn websocket(
         match key.as_ref() {
             "sample_rate" => sample_rate_hz = value.parse().map_err(|_| number("a whole number of Hz"))?,
             "endpoint_silence_s" => endpoint_silence_s = Some(value.parse().map_err(|_| number("a number of seconds"))?),
+            // Checked with the API key.
+            "access_token" => {}
             _ => {
                 rest.append_pair(&key, &value);
             }
