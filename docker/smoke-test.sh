@@ -106,6 +106,10 @@ echo "host:      $want"
 "${PODMAN[@]}" logs "$NAME" 2>&1 | grep -q '"request_id":"smoke-1"' || fail "the request is not in the JSON logs"
 "${PODMAN[@]}" logs "$NAME" 2>&1 | grep -q '"message":"ready: model hark-en' || fail "no start-up summary in the logs"
 
+step "the page at /"
+curl -sf "http://127.0.0.1:$PORT/" | grep -q '<title>hark</title>' || fail "GET / does not serve the page"
+echo served
+
 step "HEALTHCHECK"
 "${PODMAN[@]}" healthcheck run "$NAME" || fail "the image's HEALTHCHECK failed"
 echo healthy
