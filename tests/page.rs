@@ -149,9 +149,9 @@ impl Tab {
     }
 }
 
-/// The server's JSON answer to `/v1/transcribe`, sent directly.
-async fn transcribe(server: &HarkServer, key: Option<&str>, body: Vec<u8>) -> Value {
-    let mut request = reqwest::Client::new().post(server.url("/v1/transcribe")).body(body);
+/// The server's JSON answer to `/v1/transcribe?{query}`, sent directly.
+async fn transcribe(server: &HarkServer, query: &str, key: Option<&str>, body: Vec<u8>) -> Value {
+    let mut request = reqwest::Client::new().post(server.url(&format!("/v1/transcribe?{query}"))).body(body);
     if let Some(key) = key {
         request = request.bearer_auth(key);
     }
@@ -203,7 +203,7 @@ fn the_page_transcribes_a_dropped_file_follows_playback_and_transcribes_the_micr
         assert_eq!(model, "model fsdd-digits");
 
         // A file picked in the page: the transcript the server gives for it.
-        let served = transcribe(&server, None, common::wav_16k(&samples)).await;
+        let served = transcribe(&server, "", None, common::wav_16k(&samples)).await;
         tab.pick_file(&wav).await;
         tab.wait_for("document.querySelectorAll('#words .word').length", Duration::from_secs(20)).await;
         let shown: Vec<Value> =
@@ -298,8 +298,28 @@ fn with_an_api_key_the_page_asks_for_it_and_errors_show_the_servers_message() {
                 Duration::from_secs(20),
             )
             .await;
-        let direct = transcribe(&server, Some("sesame"), b"this is text, not sound".to_vec()).await;
+        let direct = transcribe(&server, "", Some("sesame"), b"this is text, not sound".to_vec()).await;
         assert_eq!(error, format!("{} ({})", direct["error"]["message"].as_str().unwrap(), direct["error"]["code"].as_str().unwrap()));
+
+        // Every control has a label; words are buttons (keyboard-reachable);
+        // on a phone's width nothing runs off the side.
+        assert_eq!(
+            tab.eval("[...document.querySelectorAll('input, select')].filter(e => e.labels.length === 0).map(e => e.id)").await,
+            json!([])
+        );
+        tab.call("Emulation.setDeviceMetricsOverride", json!({"width": 360, "height": 740, "deviceScaleFactor": 2, "mobile": true})).await;
+        assert_eq!(tab.eval("document.documentElement.scrollWidth <= 360").await, true);
+        tab.call("Emulation.clearDeviceMetricsOverride", json!({})).await;
+
+        // Alternatives asked for in the form come as a table of the n best.
+        tab.eval("document.getElementById('alternatives').value = '3'").await;
+        tab.pick_file(&wav).await;
+        tab.wait_for("!document.getElementById('alternatives-block').hidden", Duration::from_secs(20)).await;
+        let served = transcribe(&server, "alternatives=3", Some("sesame"), common::wav_16k(&samples)).await;
+        let shown = tab.eval("[...document.querySelectorAll('#alternatives-list tr td:last-child')].map(td => td.textContent)").await;
+        let want: Vec<&Value> = served["alternatives"].as_array().unwrap().iter().map(|a| &a["text"]).collect();
+        assert!(want.len() > 1, "{served}");
+        assert_eq!(shown.as_array().unwrap().iter().collect::<Vec<_>>(), want);
 
         // The live stream carries the key too (as `access_token`).
         tab.eval("document.getElementById('record').click()").await;
