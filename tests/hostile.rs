@@ -216,7 +216,7 @@ fn hostile_requests_get_exact_errors_and_the_server_stays_healthy() {
         raw("AIFF header only", b"FORM\0\0\0\x04AIFF".to_vec(), 400, "malformed_audio"),
         raw("AIFF of 65535 channels", aiff(65_535, 4), 400, "too_many_channels"),
         raw("MP3 cut to 40 bytes", formats("3_theo_2.mp3")[..40].to_vec(), 400, "malformed_audio"),
-        raw("Ogg Opus", formats("4_theo_1.opus"), 415, "unsupported_codec"),
+        raw("Ogg Opus", formats("4_theo_1.opus"), 200, ""),
         raw(
             "a Vorbis stream whose floor makes the decoder divide by zero",
             formats("vorbis-floor-divides-by-zero.webm"),

@@ -2,8 +2,8 @@
 # hark's test command: installs the test-only Python clients (the official
 # openai package, for the OpenAI-compatible route; grpcio with its tools,
 # health and reflection clients, for the gRPC API) into tests/.venv, and
-# chromium (for the page's browser test) when it is missing, then runs the
-# Rust tests:
+# chromium, opus-tools and ffmpeg when they are missing, then runs the Rust
+# tests:
 #
 #   tests/run.sh [--slow] [CARGO TEST ARGUMENTS]
 set -euo pipefail
@@ -12,12 +12,14 @@ if ! tests/.venv/bin/python -c "import openai, grpc_tools, grpc_health, grpc_ref
     python3 -m venv tests/.venv
     tests/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 fi
-# The page's browser test drives Debian's chromium, headless.
-if ! command -v chromium >/dev/null; then
+# From Debian, when missing: chromium (the page's browser test, headless),
+# opus-tools and ffmpeg (tests/opus.rs makes its Opus files with them).
+if ! command -v chromium >/dev/null || ! command -v opusenc >/dev/null || ! command -v ffmpeg >/dev/null; then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo=sudo
     $sudo apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
+        chromium fonts-dejavu-core opus-tools ffmpeg >/dev/null
 fi
 # The fast tier: unit tests and the server's tests on small fixtures. With
 # --slow, the slow tier too (the English model's accuracy, 10-minute audio,

@@ -1,5 +1,6 @@
-//! Compressed and non-WAV containers, decoded by symphonia (pure Rust):
-//! FLAC, MP3, Ogg Vorbis, MP4/M4A with AAC or ALAC, AIFF, CAF, Matroska/WebM.
+//! Compressed and non-WAV containers, demuxed by symphonia (pure Rust):
+//! FLAC, MP3, Ogg, MP4/M4A, AIFF, CAF, Matroska/WebM, with symphonia's
+//! decoders (Vorbis, AAC, ALAC, PCM) or, for Opus, [`super::opus`].
 //!
 //! Each packet is decoded, mixed to mono and resampled as it comes, so a
 //! file's memory is its 16 kHz mono output, and decoding stops the moment
@@ -8,7 +9,7 @@
 use std::io::Cursor;
 
 use symphonia::core::codecs::audio::well_known::{CODEC_ID_AC3, CODEC_ID_DCA, CODEC_ID_EAC3, CODEC_ID_OPUS, CODEC_ID_SPEEX, CODEC_ID_WMA};
-use symphonia::core::codecs::audio::{AudioCodecId, AudioDecoderOptions};
+use symphonia::core::codecs::audio::{AudioCodecId, AudioDecoder, AudioDecoderOptions};
 use symphonia::core::codecs::CodecParameters;
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
@@ -16,12 +17,12 @@ use symphonia::core::formats::{FormatOptions, TrackType};
 use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
 use symphonia::core::meta::MetadataOptions;
 
+use super::opus::OpusPackets;
 use super::{claimed_container, sniff, AudioError, AudioLimits, Mixdown, Waveform, MAX_CHANNELS, SAMPLE_RATE_HZ};
 
 /// Codecs people send that have no pure-Rust decoder, by name.
 fn codec_name(id: AudioCodecId) -> String {
     match id {
-        CODEC_ID_OPUS => "Opus".into(),
         CODEC_ID_SPEEX => "Speex".into(),
         CODEC_ID_AC3 => "AC-3".into(),
         CODEC_ID_EAC3 => "E-AC-3".into(),
@@ -39,6 +40,8 @@ struct Opened<'a> {
     track_id: u32,
     params: symphonia::core::codecs::audio::AudioCodecParameters,
     num_frames: Option<u64>,
+    /// Samples the decoder must drop from the start (Opus's pre-skip).
+    delay: u32,
 }
 
 /// The channel count an AIFF file's COMM chunk declares. Checked before
@@ -72,14 +75,14 @@ fn open(bytes: &[u8]) -> Result<Opened<'_>, AudioError> {
         })?;
     let container = reader.format_info().short_name;
     let track = reader.default_track(TrackType::Audio).ok_or(AudioError::NoSamples { container })?;
-    let (track_id, num_frames) = (track.id, track.num_frames);
+    let (track_id, num_frames, delay) = (track.id, track.num_frames, track.delay.unwrap_or(0));
     let Some(CodecParameters::Audio(params)) = track.codec_params.clone() else {
         return Err(AudioError::NoSamples { container });
     };
     if let Some(channels) = params.channels.as_ref().map(|c| c.count()).filter(|&n| n > MAX_CHANNELS) {
         return Err(AudioError::TooManyChannels { channels, max: MAX_CHANNELS });
     }
-    Ok(Opened { reader, container, track_id, params, num_frames })
+    Ok(Opened { reader, container, track_id, params, num_frames, delay })
 }
 
 /// Runs symphonia on untrusted bytes. Its demuxers and decoders are not
@@ -116,21 +119,61 @@ pub(super) fn decode(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, Aud
     guarded(|| decode_unguarded(bytes, limits))
 }
 
-fn decode_unguarded(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, AudioError> {
-    let Opened { mut reader, container, track_id, params, .. } = open(bytes)?;
-    let malformed = |e: SymphoniaError| AudioError::Malformed { container, message: e.to_string() };
-    let mut decoder = symphonia::default::get_codecs().make_audio_decoder(&params, &AudioDecoderOptions::default()).map_err(|_| {
-        AudioError::UnsupportedCodec {
-            container,
-            codec: codec_name(params.codec),
-            advice: "it has no pure-Rust decoder; send FLAC, MP3, Vorbis, AAC or WAV",
+/// A track's decoder: symphonia's for most codecs, hark's wrapper for Opus.
+enum Packets {
+    Symphonia(Box<dyn AudioDecoder>),
+    Opus(Box<OpusPackets>),
+}
+
+impl Packets {
+    fn new(opened: &Opened<'_>) -> Result<Self, AudioError> {
+        let Opened { container, params, delay, num_frames, .. } = opened;
+        let container = *container;
+        if params.codec == CODEC_ID_OPUS {
+            let channels = params.channels.as_ref().map_or(1, |c| c.count());
+            if channels > 2 {
+                return Err(AudioError::UnsupportedCodec {
+                    container,
+                    codec: format!("Opus with {channels} channels (surround)"),
+                    advice: "send mono or stereo Opus",
+                });
+            }
+            // The pre-skip: the container's, or the Opus header's (which
+            // Matroska carries as the codec's private data).
+            let head = params.extra_data.as_deref().filter(|head| head.len() >= 12 && head.starts_with(b"OpusHead"));
+            let pre_skip = match (*delay, head) {
+                (0, Some(head)) => u32::from(u16::from_le_bytes([head[10], head[11]])),
+                (delay, _) => delay,
+            };
+            // Opus is timed at 48 kHz whatever the input rate was; the
+            // stated length counts the pre-skip.
+            let frames = num_frames.filter(|_| params.sample_rate == Some(48_000)).map(|n| n.saturating_sub(u64::from(pre_skip)));
+            let opus =
+                OpusPackets::new(pre_skip, frames).map_err(|e| AudioError::Malformed { container, message: format!("Opus: {e}") })?;
+            return Ok(Self::Opus(Box::new(opus)));
         }
-    })?;
+        let decoder = symphonia::default::get_codecs().make_audio_decoder(params, &AudioDecoderOptions::default()).map_err(|_| {
+            AudioError::UnsupportedCodec {
+                container,
+                codec: codec_name(params.codec),
+                advice: "it has no pure-Rust decoder; send Opus, FLAC, MP3, Vorbis, AAC or WAV",
+            }
+        })?;
+        Ok(Self::Symphonia(decoder))
+    }
+}
+
+fn decode_unguarded(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, AudioError> {
+    let opened = open(bytes)?;
+    let mut decoder = Packets::new(&opened)?;
+    let Opened { mut reader, container, track_id, .. } = opened;
+    let malformed = |e: SymphoniaError| AudioError::Malformed { container, message: e.to_string() };
     let max_samples = (limits.max_duration_s * f64::from(SAMPLE_RATE_HZ)).ceil() as usize;
     let too_long =
         |samples: usize| AudioError::TooLong { duration_s: samples as f64 / f64::from(SAMPLE_RATE_HZ), max_s: limits.max_duration_s };
     let mut mixdown: Option<Mixdown> = None;
     let mut interleaved = Vec::new();
+    let mut packets = 0usize;
     loop {
         let packet = match reader.next_packet() {
             Ok(Some(packet)) => packet,
@@ -143,15 +186,30 @@ fn decode_unguarded(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, Audi
         if packet.track_id != track_id {
             continue;
         }
-        let buffer = match decoder.decode(&packet) {
-            Ok(buffer) => buffer,
-            // A corrupt packet is skipped, as players do; the rest still decodes.
-            Err(SymphoniaError::DecodeError(_)) => continue,
-            Err(e) if is_cut_short(&e) && mixdown.is_some() => break,
-            Err(e) => return Err(malformed(e)),
+        packets += 1;
+        let (rate_hz, channels) = match &mut decoder {
+            Packets::Symphonia(decoder) => {
+                let buffer = match decoder.decode(&packet) {
+                    Ok(buffer) => buffer,
+                    // A corrupt packet is skipped, as players do; the rest still decodes.
+                    Err(SymphoniaError::DecodeError(_)) => continue,
+                    Err(e) if is_cut_short(&e) && mixdown.is_some() => break,
+                    Err(e) => return Err(malformed(e)),
+                };
+                buffer.copy_to_vec_interleaved(&mut interleaved);
+                (buffer.spec().rate(), buffer.spec().channels().count())
+            }
+            Packets::Opus(decoder) => {
+                interleaved.clear();
+                // Opus cannot tell a damaged packet from a valid one except
+                // by its framing: one that breaks it is a broken file.
+                decoder
+                    .decode(&packet.data, &mut interleaved)
+                    .map_err(|e| AudioError::Malformed { container, message: format!("Opus packet {packets} cannot be decoded ({e})") })?;
+                (SAMPLE_RATE_HZ, 1)
+            }
         };
-        let (rate_hz, channels) = (buffer.spec().rate(), buffer.spec().channels().count());
-        if channels == 0 || buffer.frames() == 0 {
+        if channels == 0 || interleaved.is_empty() {
             continue;
         }
         if channels > MAX_CHANNELS {
@@ -164,7 +222,6 @@ fn decode_unguarded(bytes: &[u8], limits: &AudioLimits) -> Result<Waveform, Audi
             }
             None => mixdown.insert(Mixdown::new(container, rate_hz)?),
         };
-        buffer.copy_to_vec_interleaved(&mut interleaved);
         mixdown.push(&interleaved, channels)?;
         if mixdown.len() > max_samples {
             return Err(too_long(mixdown.len()));

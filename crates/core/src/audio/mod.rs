@@ -11,6 +11,7 @@
 //! hold hours of audio, so decoding stops as soon as the limit is passed.
 
 mod compressed;
+mod opus;
 mod resample;
 mod wav;
 
@@ -157,15 +158,7 @@ fn claimed_container(bytes: &[u8]) -> Option<&'static str> {
     if bytes.len() >= 8 && &bytes[4..8] == b"ftyp" {
         return Some("MP4");
     }
-    // Ogg Opus is named as unreadable by `sniff`, not as a broken Ogg file.
-    if bytes.starts_with(b"OggS") && is_ogg_opus(bytes) {
-        return None;
-    }
     READ_MAGIC.iter().find(|(magic, _)| bytes.starts_with(magic)).map(|(_, name)| *name)
-}
-
-fn is_ogg_opus(bytes: &[u8]) -> bool {
-    bytes.windows(8).take(200).any(|w| w == b"OpusHead")
 }
 
 /// Names what unreadable bytes look like, from their first bytes.
@@ -177,9 +170,6 @@ fn sniff(bytes: &[u8]) -> String {
         (b"{", "JSON text"),
         (b"<", "HTML or XML text"),
     ];
-    if bytes.starts_with(b"OggS") {
-        return if is_ogg_opus(bytes) { "Ogg Opus audio" } else { "Ogg audio" }.into();
-    }
     if let Some((_, name)) = named.iter().find(|(magic, _)| bytes.starts_with(magic)) {
         return format!("the bytes look like {name}");
     }
