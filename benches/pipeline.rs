@@ -33,6 +33,21 @@ fn ten_seconds_wav(rate: u32) -> Vec<u8> {
     cursor.into_inner()
 }
 
+/// 16 kHz audio as an Ogg Opus file at `bitrate_bps`, coded at 48 kHz.
+fn ogg_opus(waveform: &Waveform, bitrate_bps: i32) -> Vec<u8> {
+    use opus_pure::{Application, OggOpusWriter, OpusEncoder, OpusHead};
+    let at_48k: Vec<f32> = waveform.samples().iter().flat_map(|&s| [s; 3]).collect();
+    let mut encoder = OpusEncoder::new(48_000, 1, Application::Voip).unwrap();
+    encoder.bitrate_bps = bitrate_bps;
+    let mut writer = OggOpusWriter::new(Vec::new(), OpusHead::new(1, 48_000).unwrap()).unwrap();
+    let mut packet = vec![0u8; opus_pure::MAX_PACKET_BYTES];
+    for frame in at_48k.chunks_exact(960) {
+        let n = encoder.encode(frame, 960, &mut packet).unwrap();
+        writer.write_packet(&packet[..n]).unwrap();
+    }
+    writer.finish().unwrap()
+}
+
 fn pipeline(c: &mut Criterion) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let wav = ten_seconds_wav(22_050);
@@ -60,6 +75,10 @@ fn pipeline(c: &mut Criterion) {
     let speech = std::fs::read(root.join("../shared/data/ljspeech-dev/LJ001-0001.wav")).unwrap();
     let speech = decode(&speech, &limits).unwrap();
     let speech_log_probs = english.log_probs(&speech).unwrap();
+    // A voice note: the speech as 24 kb/s Ogg Opus at 48 kHz (as phones
+    // record it), decoded to 16 kHz.
+    let opus = ogg_opus(&speech, 24_000);
+    c.bench_function("decode Ogg Opus 9.7 s 24 kb/s", |b| b.iter(|| decode(&opus, &limits).unwrap()));
     // A live stream's endpointing: a minute of speech in 100 ms chunks.
     let minute: Vec<f32> = speech.samples().iter().copied().cycle().take(60 * 16_000).collect();
     c.bench_function("endpointer 60 s speech, 100 ms chunks", |b| {
