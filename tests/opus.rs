@@ -19,9 +19,7 @@ const TAKE: &str = "4_theo_1.wav";
 
 /// A folder of this test's own, with the take in it.
 fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hark-opus-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch(&format!("opus-{test}"));
     std::fs::write(dir.join(TAKE), common::fsdd(TAKE)).unwrap();
     dir
 }
@@ -37,17 +35,14 @@ fn run(program: &str, args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
-/// The take encoded by ffmpeg's libopus: `rate` Hz and `channels` going in,
-/// `kbps`, into `format` (ogg or webm), written to a pipe as a live
-/// recorder writes it (no seeking back to fill in sizes).
-fn ffmpeg_opus(dir: &Path, format: &str, rate: u32, channels: u32, kbps: u32) -> Vec<u8> {
+/// The take encoded by ffmpeg's libopus with `options` (rate, channels,
+/// bit rate, framing) into `format` (ogg or webm), written to a pipe as a
+/// live recorder writes it (no seeking back to fill in sizes).
+fn ffmpeg_opus(dir: &Path, format: &str, options: &[&str]) -> Vec<u8> {
     let input = dir.join(TAKE);
-    let (rate, channels, bitrate) = (rate.to_string(), channels.to_string(), format!("{kbps}k"));
-    #[rustfmt::skip]
-    let args = [
-        "-hide_banner", "-loglevel", "error", "-i", input.to_str().unwrap(),
-        "-ar", &rate, "-ac", &channels, "-c:a", "libopus", "-b:a", &bitrate, "-f", format, "pipe:1",
-    ];
+    let mut args = vec!["-hide_banner", "-loglevel", "error", "-i", input.to_str().unwrap(), "-c:a", "libopus"];
+    args.extend_from_slice(options);
+    args.extend_from_slice(&["-f", format, "pipe:1"]);
     run("ffmpeg", &args)
 }
 
@@ -111,7 +106,8 @@ fn opus_in_ogg_and_webm_at_any_rate_rate_and_channel_count_is_heard() {
         ("webm", 24_000, 1, 12),
     ] {
         let case = format!("{format}, {rate} Hz in, {channels} channel(s), {kbps} kb/s");
-        let bytes = ffmpeg_opus(&dir, format, rate, channels, kbps);
+        let (rate_hz, channel_count, bitrate) = (rate.to_string(), channels.to_string(), format!("{kbps}k"));
+        let bytes = ffmpeg_opus(&dir, format, &["-ar", &rate_hz, "-ac", &channel_count, "-b:a", &bitrate]);
         let got = decode(&bytes, &AudioLimits::default()).unwrap_or_else(|e| panic!("{case}: {e}"));
         // Opus's pre-skip is dropped: the length is the take's, within a frame.
         assert!((got.duration_s() - want.duration_s()).abs() < 0.025, "{case}: {} s, the WAV {} s", got.duration_s(), want.duration_s());
@@ -160,21 +156,12 @@ fn broken_and_odd_opus_files_get_exact_answers() {
     let server = HarkServer::start(&[], &[]);
     let client = Client::new();
     // A page per packet (20 ms), as a live recorder flushes them.
-    let input = dir.join(TAKE);
-    #[rustfmt::skip]
-    let ogg = run("ffmpeg", &[
-        "-hide_banner", "-loglevel", "error", "-i", input.to_str().unwrap(),
-        "-ar", "16000", "-c:a", "libopus", "-b:a", "24k", "-page_duration", "20000", "-f", "ogg", "pipe:1",
-    ]);
+    let ogg = ffmpeg_opus(&dir, "ogg", &["-ar", "16000", "-b:a", "24k", "-page_duration", "20000"]);
     let pages = ogg_pages(&ogg);
     assert!(pages.len() >= 4, "headers and audio pages: {pages:?}");
 
     // One packet: 20 ms of audio is still audio.
-    #[rustfmt::skip]
-    let one_packet = run("ffmpeg", &[
-        "-hide_banner", "-loglevel", "error", "-i", input.to_str().unwrap(), "-t", "0.02",
-        "-ar", "16000", "-c:a", "libopus", "-frame_duration", "20", "-f", "ogg", "pipe:1",
-    ]);
+    let one_packet = ffmpeg_opus(&dir, "ogg", &["-t", "0.02", "-ar", "16000", "-frame_duration", "20"]);
     let (status, json) = transcribe(&client, &server, one_packet);
     assert_eq!(status, 200, "{json}");
     assert!(json["duration"].as_f64().unwrap() <= 0.03, "{json}");
@@ -216,12 +203,7 @@ fn broken_and_odd_opus_files_get_exact_answers() {
 #[test]
 fn surround_opus_is_refused_by_name() {
     let dir = scratch("surround");
-    let input = dir.join(TAKE);
-    #[rustfmt::skip]
-    let six = run("ffmpeg", &[
-        "-hide_banner", "-loglevel", "error", "-i", input.to_str().unwrap(),
-        "-ac", "6", "-c:a", "libopus", "-mapping_family", "1", "-f", "ogg", "pipe:1",
-    ]);
+    let six = ffmpeg_opus(&dir, "ogg", &["-ac", "6", "-mapping_family", "1"]);
     match decode(&six, &AudioLimits::default()) {
         Err(e @ AudioError::UnsupportedCodec { .. }) => assert!(e.to_string().contains("6 channels"), "{e}"),
         other => panic!("six-channel Opus: {other:?}"),

@@ -332,11 +332,15 @@ async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 
-/// Whether an `Authorization` value is `Bearer <key>`, compared in time
-/// that does not depend on where it differs, so the key cannot be found
-/// byte by byte from response times.
+/// Whether an `Authorization` value is `Bearer <key>`.
 fn presents_key(authorization: Option<&[u8]>, key: &str) -> bool {
-    let Some(presented) = authorization.and_then(|v| v.strip_prefix(b"Bearer ")) else { return false };
+    authorization.and_then(|v| v.strip_prefix(b"Bearer ")).is_some_and(|presented| is_key(presented, key))
+}
+
+/// Whether `presented` is the key, compared in time that does not depend
+/// on where it differs, so the key cannot be found byte by byte from
+/// response times.
+fn is_key(presented: &[u8], key: &str) -> bool {
     let key = key.as_bytes();
     presented.len() == key.len() && std::hint::black_box(presented.iter().zip(key).fold(0u8, |differ, (a, b)| differ | (a ^ b))) == 0
 }
@@ -344,20 +348,21 @@ fn presents_key(authorization: Option<&[u8]>, key: &str) -> bool {
 /// Browsers cannot set headers on a WebSocket: a live stream may carry
 /// its key as the query parameter `access_token` instead (RFC 6750 §2.3).
 /// Query strings are not logged.
-fn stream_access_token(request: &Request) -> Option<Vec<u8>> {
+fn stream_access_token(request: &Request) -> Option<std::borrow::Cow<'_, str>> {
     if request.uri().path() != "/v1/stream" {
         return None;
     }
     let query = request.uri().query()?;
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(name, _)| name == "access_token")
-        .map(|(_, token)| format!("Bearer {token}").into_bytes())
+    form_urlencoded::parse(query.as_bytes()).find(|(name, _)| name == "access_token").map(|(_, token)| token)
 }
 
 async fn require_api_key(State(state): State<SharedState>, request: Request, next: Next) -> Response {
     if let Some(key) = &state.config.api_key {
-        let header = request.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes().to_vec());
-        if !presents_key(header.or_else(|| stream_access_token(&request)).as_deref(), key) {
+        let presented = match request.headers().get(header::AUTHORIZATION) {
+            Some(authorization) => presents_key(Some(authorization.as_bytes()), key),
+            None => stream_access_token(&request).is_some_and(|token| is_key(token.as_bytes(), key)),
+        };
+        if !presented {
             return ApiError::new(
                 ErrorKind::Unauthenticated,
                 "unauthorized",
