@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-1800}
 shift || true
-[ $# -gt 0 ] || set -- wav audio multipart
+[ $# -gt 0 ] || set -- wav audio multipart live
 command -v cargo-fuzz > /dev/null || cargo install --locked cargo-fuzz
 export RUSTC_BOOTSTRAP=1
 for target in "$@"; do
@@ -20,6 +20,10 @@ for target in "$@"; do
     case $target in
         wav) cp ../tests/data/*.wav "corpus/$target/" ;;
         audio) cp ../tests/data/*.wav ../tests/data/formats/* "corpus/$target/" ;;
+        # A leading byte for the chunk size, then a recording.
+        live) for f in ../tests/data/formats/*.webm ../tests/data/formats/*.ogg ../tests/data/formats/*.opus; do
+                  [ -f "$f" ] && { printf '\x3f'; cat "$f"; } > "corpus/$target/$(basename "$f")"
+              done ;;
     esac
     log="artifacts/$target.log"
     if cargo fuzz run --sanitizer none "$target" "corpus/$target" -- \

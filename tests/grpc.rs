@@ -19,12 +19,21 @@ fn a_python_grpc_client_recognizes_files_and_streams() {
     let (samples, spans) = common::takes_with_pauses(&common::four_digits(), 1.0);
     let stream_path = std::env::temp_dir().join(format!("hark-grpc-stream-{}.pcm", std::process::id()));
     std::fs::write(&stream_path, common::pcm16(&samples)).unwrap();
+    let webm_path = stream_path.with_extension("webm");
+    std::fs::write(&webm_path, common::browser_recording(&samples, "webm", "libopus")).unwrap();
     let output = Command::new(common::repo().join("tests/.venv/bin/python"))
         .arg(common::repo().join("tests/grpc_client.py"))
-        .args([server.grpc_addr.as_str(), wav.to_str().unwrap(), mp3.to_str().unwrap(), stream_path.to_str().unwrap()])
+        .args([
+            server.grpc_addr.as_str(),
+            wav.to_str().unwrap(),
+            mp3.to_str().unwrap(),
+            stream_path.to_str().unwrap(),
+            webm_path.to_str().unwrap(),
+        ])
         .output()
         .expect("tests/.venv has Python with grpcio (tests/run.sh installs it)");
     std::fs::remove_file(&stream_path).unwrap();
+    std::fs::remove_file(&webm_path).unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "the client failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     let calls: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -67,6 +76,8 @@ fn a_python_grpc_client_recognizes_files_and_streams() {
     assert_eq!(stream_errors[0]["code"], "INVALID_ARGUMENT", "a stream must start with its config");
     assert_eq!(stream_errors[1]["code"], "INVALID_ARGUMENT", "endpoint_silence_s NaN: {}", stream_errors[1]);
     assert!(stream_errors[1]["details"].as_str().unwrap().contains("endpoint_silence_s"), "{}", stream_errors[1]);
+    assert_eq!(stream_errors[2]["code"], "INVALID_ARGUMENT", "a rate with WebM: {}", stream_errors[2]);
+    assert!(stream_errors[2]["details"].as_str().unwrap().starts_with("invalid_stream_options: "), "{}", stream_errors[2]);
 
     // The stream: a final per digit, at the digit, most of them right, partials before.
     let stream = of("stream");
@@ -84,6 +95,12 @@ fn a_python_grpc_client_recognizes_files_and_streams() {
     assert!(stream.iter().take_while(|r| r["type"] == "PARTIAL").count() >= 1, "no partial before the first final: {stream:?}");
     assert!(stream.last().unwrap()["type"] == "FINAL");
 
+    // The same speech as a browser records it (WebM/Opus): the same finals.
+    let webm_finals: Vec<&Value> = of("webm_stream").into_iter().filter(|r| r["type"] == "FINAL").collect();
+    assert_eq!(webm_finals.len(), spans.len(), "{webm_finals:?}");
+    let right = webm_finals.iter().zip(&spans).filter(|(r, s)| r["text"] == s.2.as_str()).count();
+    assert!(right >= 3, "{right} of 4 WebM finals right: {webm_finals:?}");
+
     // Counted in /metrics like the HTTP routes, with the gRPC code as status.
     let metrics = reqwest::blocking::get(server.url("/metrics")).unwrap().text().unwrap();
     let count =
@@ -91,6 +108,6 @@ fn a_python_grpc_client_recognizes_files_and_streams() {
     assert_eq!(count("/hark.v1.Recognizer/Recognize", "Ok"), Some(3.0), "{metrics}");
     // (The message that does not parse never reaches the service.)
     assert_eq!(count("/hark.v1.Recognizer/Recognize", "InvalidArgument"), Some(2.0));
-    assert_eq!(count("/hark.v1.Recognizer/StreamingRecognize", "Ok"), Some(1.0));
-    assert_eq!(count("/hark.v1.Recognizer/StreamingRecognize", "InvalidArgument"), Some(2.0));
+    assert_eq!(count("/hark.v1.Recognizer/StreamingRecognize", "Ok"), Some(2.0));
+    assert_eq!(count("/hark.v1.Recognizer/StreamingRecognize", "InvalidArgument"), Some(3.0));
 }

@@ -1,7 +1,7 @@
 """A Python grpcio client against a running hark's gRPC API, with stubs
 generated from proto/hark/v1/recognizer.proto when it runs.
 
-    python tests/grpc_client.py ADDR WAV MP3 STREAM_PCM16
+    python tests/grpc_client.py ADDR WAV MP3 STREAM_PCM16 STREAM_WEBM
 
 Run by tests/grpc.rs; prints one JSON object per call.
 """
@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_tools import protoc
 
-addr, wav, mp3, stream_path = sys.argv[1:5]
+addr, wav, mp3, stream_path, webm_path = sys.argv[1:6]
 proto_root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "proto")
 stubs = tempfile.mkdtemp()
 status = protoc.main(
@@ -98,8 +98,23 @@ for reply in recognizer.StreamingRecognize(requests()):
     kind = pb.StreamingRecognizeResponse.ResultType.Name(reply.type)
     emit("stream", type=kind, text=reply.text, start=reply.start, end=reply.end, words=[[w.word, w.start, w.end] for w in reply.words])
 
+
+def webm_requests():
+    """The same speech as a browser records it, in 4 KB messages."""
+    yield pb.StreamingRecognizeRequest(config=pb.StreamingConfig(encoding=pb.StreamingConfig.WEBM_OPUS))
+    with open(webm_path, "rb") as f:
+        webm = f.read()
+    for i in range(0, len(webm), 4096):
+        yield pb.StreamingRecognizeRequest(audio=webm[i : i + 4096])
+
+
+for reply in recognizer.StreamingRecognize(webm_requests()):
+    kind = pb.StreamingRecognizeResponse.ResultType.Name(reply.type)
+    emit("webm_stream", type=kind, text=reply.text, start=reply.start, end=reply.end)
+
+webm_with_rate = pb.StreamingRecognizeRequest(config=pb.StreamingConfig(sample_rate_hz=48000, encoding=pb.StreamingConfig.WEBM_OPUS))
 nan_endpoint = pb.StreamingRecognizeRequest(config=pb.StreamingConfig(sample_rate_hz=16000, endpoint_silence_s=float("nan")))
-for name, first in [("audio_first", pb.StreamingRecognizeRequest(audio=b"\0\0")), ("nan_endpoint", nan_endpoint)]:
+for name, first in [("audio_first", pb.StreamingRecognizeRequest(audio=b"\0\0")), ("nan_endpoint", nan_endpoint), ("webm_with_rate", webm_with_rate)]:
     try:
         for reply in recognizer.StreamingRecognize(iter([first])):
             pass

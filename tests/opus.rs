@@ -7,9 +7,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use common::HarkServer;
+use common::{run_tool as run, HarkServer};
 use hark_core::audio::{decode, AudioError, AudioLimits, Waveform};
 use reqwest::blocking::Client;
 use serde_json::Value;
@@ -22,17 +21,6 @@ fn scratch(test: &str) -> PathBuf {
     let dir = common::scratch(&format!("opus-{test}"));
     std::fs::write(dir.join(TAKE), common::fsdd(TAKE)).unwrap();
     dir
-}
-
-/// Runs a tool, which must succeed, and returns its standard output.
-fn run(program: &str, args: &[&str]) -> Vec<u8> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{program} runs ({e}; Debian's opus-tools and ffmpeg, which tests/run.sh installs)"));
-    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    out.stdout
 }
 
 /// The take encoded by ffmpeg's libopus with `options` (rate, channels,

@@ -21,6 +21,7 @@ const CHUNK_S: f64 = 0.1;
 struct Received {
     frames: Vec<(f64, Value)>,
     close: Option<CloseCode>,
+    reason: Option<String>,
     /// When each chunk was sent, by the stream time its audio ends.
     sent: Vec<(f64, f64)>,
 }
@@ -42,6 +43,15 @@ async fn stream(url: &str, pcm: &[u8], rate_hz: usize, paced: bool) -> Received 
 }
 
 async fn stream_ending(url: &str, pcm: &[u8], rate_hz: usize, paced: bool, end: End) -> Received {
+    let chunk_bytes = (CHUNK_S * rate_hz as f64) as usize * 2;
+    let chunks =
+        pcm.chunks(chunk_bytes).enumerate().map(|(i, chunk)| (((i * chunk_bytes + chunk.len()) / 2) as f64 / rate_hz as f64, chunk));
+    send_chunks(url, chunks, paced, end).await
+}
+
+/// Sends each chunk (with the stream time its audio ends) in a binary
+/// frame, every 100 ms when `paced`, then the end; reads until the close.
+async fn send_chunks<'a>(url: &str, chunks: impl Iterator<Item = (f64, &'a [u8])>, paced: bool, end: End) -> Received {
     let (socket, _) = tokio_tungstenite::connect_async(url).await.expect("the WebSocket opens");
     let (mut sink, mut source) = socket.split();
     let started = Instant::now();
@@ -50,30 +60,32 @@ async fn stream_ending(url: &str, pcm: &[u8], rate_hz: usize, paced: bool, end: 
         while let Some(message) = source.next().await {
             match message.expect("a well-formed frame") {
                 Message::Text(text) => frames.push((started.elapsed().as_secs_f64(), serde_json::from_str(&text).expect("JSON"))),
-                Message::Close(frame) => close = frame.map(|f| f.code),
+                Message::Close(frame) => close = frame.map(|f| (f.code, f.reason.to_string())),
                 _ => {}
             }
         }
         (frames, close)
     });
-    let chunk_bytes = (CHUNK_S * rate_hz as f64) as usize * 2;
     let mut sent = Vec::new();
-    for (i, chunk) in pcm.chunks(chunk_bytes).enumerate() {
+    for (i, (audio_end_s, chunk)) in chunks.enumerate() {
         if paced {
             tokio::time::sleep_until((started + Duration::from_secs_f64(i as f64 * CHUNK_S)).into()).await;
         }
-        sink.send(Message::Binary(chunk.to_vec().into())).await.unwrap();
-        sent.push((((i * chunk_bytes + chunk.len()) / 2) as f64 / rate_hz as f64, started.elapsed().as_secs_f64()));
-    }
-    match end {
-        End::Text => sink.send(Message::Text(r#"{"event": "end"}"#.into())).await.unwrap(),
-        End::BinaryThenClose => {
-            sink.send(Message::Binary(b"{\"event\": \"end\"}\n".to_vec().into())).await.unwrap();
-            sink.send(Message::Close(None)).await.unwrap();
+        // A server that refused the stream may close before all is sent.
+        if sink.send(Message::Binary(chunk.to_vec().into())).await.is_err() {
+            break;
         }
+        sent.push((audio_end_s, started.elapsed().as_secs_f64()));
     }
+    let _ = match end {
+        End::Text => sink.send(Message::Text(r#"{"event": "end"}"#.into())).await,
+        End::BinaryThenClose => {
+            let _ = sink.send(Message::Binary(b"{\"event\": \"end\"}\n".to_vec().into())).await;
+            sink.send(Message::Close(None)).await
+        }
+    };
     let (frames, close) = tokio::time::timeout(Duration::from_secs(60), reader).await.expect("the server closes the stream").unwrap();
-    Received { frames, close, sent }
+    Received { frames, close: close.as_ref().map(|c| c.0), reason: close.map(|c| c.1), sent }
 }
 
 /// When the audio up to stream time `t` had been sent.
@@ -229,6 +241,103 @@ async fn bad_streams(server: &HarkServer) {
     // The server is still serving.
     let health = reqwest::get(server.url("/healthz")).await.unwrap();
     assert_eq!(health.status().as_u16(), 200);
+}
+
+/// A recording's bytes in chunks of about 100 ms of its audio, cut wherever
+/// the bytes fall (a recorder's timeslice cuts between blocks; a network
+/// may cut anywhere), each with the stream time its audio roughly ends.
+fn byte_chunks(bytes: &[u8], duration_s: f64) -> impl Iterator<Item = (f64, &[u8])> {
+    let size = (bytes.len() as f64 / duration_s * CHUNK_S) as usize;
+    bytes.chunks(size).enumerate().map(move |(i, chunk)| ((i + 1) as f64 * CHUNK_S, chunk))
+}
+
+#[test]
+fn browser_recordings_stream_live_as_webm_or_ogg() {
+    let server = HarkServer::start_with_model(&common::shipped_digits_model(), &["--partial-interval-s", "0.25"], &[]);
+    let (samples, spans) = common::takes_with_pauses(&common::four_digits(), 1.0);
+    let duration_s = samples.len() as f64 / 16_000.0;
+    let url = |query: &str| format!("ws://{}/v1/stream?{query}", server.addr());
+    block_on(async {
+        for format in ["webm", "ogg"] {
+            let recording = common::browser_recording(&samples, format, "libopus");
+            // The same audio as PCM16: the recording decoded as a file is.
+            let decoded = hark_core::audio::decode(&recording, &hark_core::audio::AudioLimits::default()).unwrap();
+            let pcm = stream(&url("sample_rate=16000"), &common::pcm16(decoded.samples()), 16_000, false).await;
+            // At real time, as a recorder sends: partials come while it speaks.
+            let live = send_chunks(&url(&format!("format={format}")), byte_chunks(&recording, duration_s), true, End::Text).await;
+            assert_eq!(live.close, Some(CloseCode::Normal), "{format}: {:?} {:?}", live.reason, live.frames);
+            let (finals, pcm_finals) = (of_type(&live, "final"), of_type(&pcm, "final"));
+            assert_eq!(finals.len(), spans.len(), "{format}: one final per utterance: {:?}", live.frames);
+            assert_eq!(pcm_finals.len(), spans.len(), "{:?}", pcm.frames);
+            let mut right = 0;
+            for (((_, final_), (_, pcm_final)), (start, end, text)) in finals.iter().zip(&pcm_finals).zip(&spans) {
+                // What the file's audio gives when streamed as PCM, at the same times.
+                assert_eq!(final_["text"], pcm_final["text"], "{format}: {final_} against PCM16's {pcm_final}");
+                for key in ["start", "end"] {
+                    let (a, b) = (final_[key].as_f64().unwrap(), pcm_final[key].as_f64().unwrap());
+                    assert!((a - b).abs() <= 0.05, "{format}: {key} {a} s against PCM16's {b} s");
+                }
+                let (f_start, f_end) = (final_["start"].as_f64().unwrap(), final_["end"].as_f64().unwrap());
+                assert!(f_start <= start + 0.05 && f_end >= end - 0.05, "{format}: {final_} for {start}–{end}");
+                right += usize::from(final_["text"] == text.as_str());
+            }
+            assert!(right >= 3, "{format}: {right} of 4 finals right: {finals:?}");
+            assert!(!of_type(&live, "partial").is_empty(), "{format}: partials while the digits are said");
+        }
+    });
+}
+
+#[test]
+fn broken_or_foreign_container_streams_are_refused_with_a_reason() {
+    let server = HarkServer::start_with_model(&common::shipped_digits_model(), &[], &[]);
+    let (samples, _) = common::takes_with_pauses(&common::four_digits()[..2], 0.8);
+    let duration_s = samples.len() as f64 / 16_000.0;
+    let webm = common::browser_recording(&samples, "webm", "libopus");
+    let ogg = common::browser_recording(&samples, "ogg", "libopus");
+    // A recorder restarted with another codec: a second WebM, of Vorbis.
+    let mut switched = webm.clone();
+    switched.extend(common::browser_recording(&samples, "webm", "libvorbis"));
+    let vorbis_ogg = common::browser_recording(&samples, "ogg", "libvorbis");
+    // One byte changed in the middle: the page holding it fails its checksum.
+    let mut damaged_ogg = ogg.clone();
+    let middle = damaged_ogg.len() / 2;
+    damaged_ogg[middle] ^= 0x55;
+    let wav = common::wav_16k(&samples);
+    let header_only = webm[..40].to_vec();
+    block_on(async {
+        for (format, bytes, close, code, finals) in [
+            ("webm", &switched, CloseCode::Unsupported, "unsupported_codec", 1),
+            ("ogg", &vorbis_ogg, CloseCode::Unsupported, "unsupported_codec", 0),
+            ("ogg", &damaged_ogg, CloseCode::Policy, "malformed_audio", 0),
+            ("webm", &wav, CloseCode::Policy, "malformed_audio", 0),
+            ("webm", &header_only, CloseCode::Policy, "malformed_audio", 0),
+            ("ogg", &webm, CloseCode::Policy, "malformed_audio", 0),
+        ] {
+            let case = format!("{code} from {} bytes as {format}", bytes.len());
+            let url = format!("ws://{}/v1/stream?format={format}", server.addr());
+            let received = send_chunks(&url, byte_chunks(bytes, duration_s), false, End::Text).await;
+            assert_eq!(received.close, Some(close), "{case}: {:?} {:?}", received.reason, received.frames);
+            assert_eq!(received.reason.as_deref(), Some(code), "{case}: the close names the error");
+            let errors = of_type(&received, "error");
+            assert_eq!(errors.len(), 1, "{case}: {:?}", received.frames);
+            assert_eq!(errors[0].1["code"], code, "{case}: {}", errors[0].1);
+            println!("{case}: {}", errors[0].1["message"]);
+            // The first recording's digits came before the switch (the last
+            // may share a chunk with it, and go with it).
+            assert!(of_type(&received, "final").len() >= finals, "{case}: {:?}", received.frames);
+        }
+        for (query, code) in [("format=webm&sample_rate=48000", "invalid_stream_options"), ("format=mp3", "invalid_stream_options")] {
+            match tokio_tungstenite::connect_async(&format!("ws://{}/v1/stream?{query}", server.addr())).await {
+                Err(WsError::Http(response)) => {
+                    assert_eq!(response.status().as_u16(), 400, "{query}");
+                    let body: Value = serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+                    assert_eq!(body["error"]["code"], code, "{query}: {body}");
+                }
+                other => panic!("{query}: expected an HTTP error, got {other:?}"),
+            }
+        }
+        assert_eq!(reqwest::get(server.url("/healthz")).await.unwrap().status().as_u16(), 200);
+    });
 }
 
 /// A live English stream against the same audio as one file, with the default settings

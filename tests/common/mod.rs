@@ -32,6 +32,34 @@ pub fn scratch(test: &str) -> PathBuf {
     dir
 }
 
+/// Runs a tool, which must succeed, and returns its standard output.
+pub fn run_tool(program: &str, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs ({e}; Debian's opus-tools and ffmpeg, which tests/run.sh installs)"));
+    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// Speech as a browser's `MediaRecorder` records it: `codec` (libopus at 48
+/// kHz and 32 kb/s, as browsers send; or another, to test refusals) in
+/// `format` (webm or ogg), written by Debian's ffmpeg to a pipe as a live
+/// recorder writes (a WebM segment of unknown size, no seeking back).
+pub fn browser_recording(samples: &[f32], format: &str, codec: &str) -> Vec<u8> {
+    let dir = scratch(&format!("recording-{format}-{codec}"));
+    let wav = dir.join("speech.wav");
+    std::fs::write(&wav, wav_16k(samples)).unwrap();
+    #[rustfmt::skip]
+    let bytes = run_tool("ffmpeg", &[
+        "-hide_banner", "-loglevel", "error", "-i", wav.to_str().unwrap(),
+        "-ar", "48000", "-c:a", codec, "-b:a", "32k", "-f", format, "pipe:1",
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    bytes
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     repo().join("tests/fixtures").join(name)
 }

@@ -19,7 +19,7 @@ use std::ops::Range;
 
 use serde::Serialize;
 
-use crate::audio::{AudioError, StreamResampler, Waveform, SAMPLE_RATE_HZ};
+use crate::audio::{AudioError, Container, LiveOpus, StreamResampler, Waveform, SAMPLE_RATE_HZ};
 use crate::error::{Coded, ErrorKind};
 use crate::recognizer::DEFAULT_WINDOW_S;
 use crate::vad::Endpointer;
@@ -88,13 +88,72 @@ impl Coded for StreamError {
     }
 }
 
-/// One live stream: little-endian PCM16 in, [`Utterance`]s to recognize out.
+/// What a stream's bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamFormat {
+    /// Little-endian signed 16-bit mono PCM at this rate (8–48 kHz).
+    Pcm16 { sample_rate_hz: u32 },
+    /// Opus in a container, as a browser's `MediaRecorder` writes it.
+    Opus(Container),
+}
+
+/// The bytes-to-samples stage of a stream.
+enum Input {
+    Pcm16 {
+        resampler: Box<StreamResampler>,
+        /// An odd byte left from the last chunk (half a sample).
+        odd_byte: Option<u8>,
+    },
+    Opus(Box<LiveOpus>),
+}
+
+impl Input {
+    fn new(format: StreamFormat) -> Result<Self, AudioError> {
+        Ok(match format {
+            StreamFormat::Pcm16 { sample_rate_hz } => {
+                Self::Pcm16 { resampler: Box::new(StreamResampler::new(sample_rate_hz)?), odd_byte: None }
+            }
+            StreamFormat::Opus(container) => Self::Opus(Box::new(LiveOpus::new(container))),
+        })
+    }
+
+    /// The 16 kHz samples that `bytes` complete.
+    fn push(&mut self, bytes: &[u8]) -> Result<Vec<f32>, AudioError> {
+        let mut out = Vec::new();
+        match self {
+            Self::Pcm16 { resampler, odd_byte } => {
+                let mut joined = Vec::with_capacity(bytes.len() + 1);
+                joined.extend(odd_byte.take());
+                joined.extend_from_slice(bytes);
+                if joined.len() % 2 == 1 {
+                    *odd_byte = joined.pop();
+                }
+                let samples: Vec<f32> = joined.chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect();
+                out.reserve(samples.len() * 3);
+                resampler.push(&samples, &mut out)?;
+            }
+            Self::Opus(live) => live.push(bytes, &mut out)?,
+        }
+        Ok(out)
+    }
+
+    /// The samples still held back at the end of the stream.
+    fn finish(self) -> Result<Vec<f32>, AudioError> {
+        let mut tail = Vec::new();
+        match self {
+            Self::Pcm16 { resampler, .. } => resampler.finish(&mut tail)?,
+            Self::Opus(live) => live.finish()?,
+        }
+        Ok(tail)
+    }
+}
+
+/// One live stream: audio bytes in, [`Utterance`]s to recognize out.
 pub struct Stream {
     config: StreamConfig,
-    resampler: StreamResampler,
+    /// None once the stream has finished.
+    input: Option<Input>,
     endpointer: Endpointer,
-    /// An odd byte left from the last chunk (half a sample).
-    odd_byte: Option<u8>,
     /// The utterance in progress at 16 kHz, and where it starts in the stream.
     buffer: Vec<f32>,
     buffer_start: usize,
@@ -103,38 +162,29 @@ pub struct Stream {
 }
 
 impl Stream {
-    /// A stream of `sample_rate_hz` audio (8–48 kHz).
-    pub fn new(sample_rate_hz: u32, config: StreamConfig) -> Result<Self, StreamError> {
+    /// A stream of audio in `format`.
+    pub fn new(format: StreamFormat, config: StreamConfig) -> Result<Self, StreamError> {
         if !(0.2..=5.0).contains(&config.endpoint_silence_s) {
             return Err(StreamError::EndpointSilence(config.endpoint_silence_s));
         }
         Ok(Self {
             config,
-            resampler: StreamResampler::new(sample_rate_hz)?,
+            input: Some(Input::new(format)?),
             endpointer: Endpointer::new(config.endpoint_silence_s),
-            odd_byte: None,
             buffer: Vec::new(),
             buffer_start: 0,
             since_partial: 0,
         })
     }
 
-    /// Takes the next bytes of little-endian PCM16 audio (a chunk may split
-    /// a sample); returns what is now due for recognition, in order.
-    pub fn push_pcm16(&mut self, bytes: &[u8]) -> Result<Vec<Utterance>, StreamError> {
-        let mut joined = Vec::with_capacity(bytes.len() + 1);
-        joined.extend(self.odd_byte.take());
-        joined.extend_from_slice(bytes);
-        if joined.len() % 2 == 1 {
-            self.odd_byte = joined.pop();
-        }
-        let samples: Vec<f32> = joined.chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect();
-        let mut resampled = Vec::with_capacity(samples.len() * 3);
-        self.resampler.push(&samples, &mut resampled)?;
-        Ok(self.push(resampled))
+    /// Takes the stream's next bytes (a chunk may end anywhere, mid-sample
+    /// or mid-packet); returns what is now due for recognition, in order.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Utterance>, StreamError> {
+        let samples = self.input.as_mut().expect("a finished stream takes no audio").push(bytes)?;
+        Ok(self.push_samples(samples))
     }
 
-    fn push(&mut self, samples: Vec<f32>) -> Vec<Utterance> {
+    fn push_samples(&mut self, samples: Vec<f32>) -> Vec<Utterance> {
         let mut due = Vec::new();
         let ended = self.endpointer.push(&samples);
         self.since_partial += samples.len();
@@ -169,10 +219,8 @@ impl Stream {
     /// The end of the stream: the final results still due (the utterance
     /// in progress among them, if speech was heard in it).
     pub fn finish(mut self) -> Result<Vec<Utterance>, StreamError> {
-        let mut tail = Vec::new();
-        // Flushing consumes the resampler; a pass-through one takes its place.
-        std::mem::replace(&mut self.resampler, StreamResampler::new(SAMPLE_RATE_HZ)?).finish(&mut tail)?;
-        let mut due = self.push(tail);
+        let tail = self.input.take().expect("a stream finishes once").finish()?;
+        let mut due = self.push_samples(tail);
         if let Some(speech) = self.endpointer.speech() {
             due.push(self.take(speech));
         }
@@ -231,10 +279,10 @@ mod tests {
     }
 
     fn run(bytes: &[u8], rate_hz: u32, chunk: usize, config: StreamConfig) -> Vec<Utterance> {
-        let mut stream = Stream::new(rate_hz, config).unwrap();
+        let mut stream = Stream::new(StreamFormat::Pcm16 { sample_rate_hz: rate_hz }, config).unwrap();
         let mut due = Vec::new();
         for piece in bytes.chunks(chunk) {
-            due.extend(stream.push_pcm16(piece).unwrap());
+            due.extend(stream.push(piece).unwrap());
         }
         due.extend(stream.finish().unwrap());
         due
@@ -285,8 +333,11 @@ mod tests {
 
     #[test]
     fn bad_settings_are_refused() {
-        assert!(matches!(Stream::new(4_000, StreamConfig::default()), Err(StreamError::Audio(AudioError::UnsupportedSampleRate { .. }))));
+        assert!(matches!(
+            Stream::new(StreamFormat::Pcm16 { sample_rate_hz: 4_000 }, StreamConfig::default()),
+            Err(StreamError::Audio(AudioError::UnsupportedSampleRate { .. }))
+        ));
         let config = StreamConfig { endpoint_silence_s: 0.05, ..StreamConfig::default() };
-        assert_eq!(Stream::new(16_000, config).err(), Some(StreamError::EndpointSilence(0.05)));
+        assert_eq!(Stream::new(StreamFormat::Pcm16 { sample_rate_hz: 16_000 }, config).err(), Some(StreamError::EndpointSilence(0.05)));
     }
 }

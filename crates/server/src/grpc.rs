@@ -23,6 +23,7 @@ use tonic_health::ServingStatus;
 
 use super::streaming::{self, StreamResult};
 use super::{recognize, ApiError, ErrorKind, SharedState};
+use hark_core::audio::Container;
 use hark_core::recognizer::{DecodeOptions, DecoderKind};
 use hark_core::stream::ResultKind;
 use hark_core::transcript::{to_ms, SegmentRules, Transcript, Word};
@@ -177,10 +178,17 @@ impl Service {
         let Some(Message::Config(config)) = incoming.message().await?.and_then(|m| m.request) else {
             return Err(Status::invalid_argument("invalid_message: the first message must carry a StreamingConfig"));
         };
-        let sample_rate_hz = if config.sample_rate_hz == 0 { 16_000 } else { config.sample_rate_hz };
+        use pb::streaming_config::Encoding;
+        let container = match config.encoding() {
+            Encoding::Unspecified => None,
+            Encoding::WebmOpus => Some(Container::WebM),
+            Encoding::OggOpus => Some(Container::Ogg),
+        };
+        // 0 is protobuf's unset.
+        let format = streaming::stream_format((config.sample_rate_hz != 0).then_some(config.sample_rate_hz), container)?;
         // 0 is protobuf's unset; anything else (NaN included) is checked by the stream.
         let endpoint_silence_s = (config.endpoint_silence_s != 0.0).then_some(f64::from(config.endpoint_silence_s));
-        let open = streaming::open(&self.state, client, sample_rate_hz, endpoint_silence_s, &decode_options(config.decoding))?;
+        let open = streaming::open(&self.state, client, format, endpoint_silence_s, &decode_options(config.decoding))?;
         let (audio, results) = streaming::spawn(self.state.clone(), open);
         tokio::spawn(async move {
             loop {

@@ -28,9 +28,10 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::{blocking, decode_options, recognize_pieces, ApiError, AppState, ErrorKind, Ready, SharedState};
+use hark_core::audio::Container;
 use hark_core::ctc::CtcDecoder;
 use hark_core::recognizer::{DecodeOptions, Piece};
-use hark_core::stream::{ResultKind, Stream, Utterance};
+use hark_core::stream::{ResultKind, Stream, StreamFormat, Utterance};
 use hark_core::transcript::{serialize_ms, Word};
 
 /// Audio chunks in flight between a transport and its stream's task.
@@ -74,11 +75,13 @@ pub(super) struct StreamResult {
     pub end_s: f64,
 }
 
-/// The WebSocket close code of each kind of error: too large, try again
-/// later, the client's fault, or the server's.
+/// The WebSocket close code of each kind of error: too large, data of a
+/// kind the server does not take (another codec), try again later, the
+/// client's fault, or the server's.
 fn close_code(kind: ErrorKind) -> u16 {
     match kind {
         ErrorKind::TooLarge => 1009,
+        ErrorKind::Unsupported => 1003,
         ErrorKind::Unavailable | ErrorKind::DeadlineExceeded => 1013,
         ErrorKind::Internal => 1011,
         _ => 1008,
@@ -157,12 +160,12 @@ pub(super) struct OpenStream {
     slot: StreamSlot,
 }
 
-/// A stream of `sample_rate_hz` audio from `client` with the server's
-/// timing, optionally another endpoint pause, and a request's decoder.
+/// A stream of audio in `format` from `client` with the server's timing,
+/// optionally another endpoint pause, and a request's decoder.
 pub(super) fn open(
     state: &AppState,
     client: Option<IpAddr>,
-    sample_rate_hz: u32,
+    format: StreamFormat,
     endpoint_silence_s: Option<f64>,
     options: &DecodeOptions,
 ) -> Result<OpenStream, ApiError> {
@@ -172,7 +175,7 @@ pub(super) fn open(
     if let Some(seconds) = endpoint_silence_s {
         config.endpoint_silence_s = seconds;
     }
-    let stream = Stream::new(sample_rate_hz, config)?;
+    let stream = Stream::new(format, config)?;
     scheduler.check_capacity()?;
     let slot = state.streams.take(client)?;
     Ok(OpenStream { stream, decoder, slot })
@@ -221,7 +224,7 @@ async fn run(
                 }
             };
             match chunk {
-                Some(bytes) => due.extend(live.push_pcm16(&bytes?)?),
+                Some(bytes) => due.extend(live.push(&bytes?)?),
                 None => due.extend(stream.take().expect("the stream is live").finish()?),
             }
         }
@@ -266,12 +269,15 @@ const CLOSE_LINGER: Duration = Duration::from_millis(500);
 const PING_INTERVAL: Duration = Duration::from_secs(15);
 
 /// `GET /v1/stream?sample_rate=16000`: a WebSocket. Binary frames carry
-/// little-endian PCM16 mono audio; the text frame `{"event": "end"}` ends
-/// the stream. The server answers with JSON text frames (results, or one
+/// little-endian PCM16 mono audio, or with `format=webm` or `format=ogg`
+/// the bytes a browser's `MediaRecorder` emits for Opus (chunks cut
+/// anywhere, the container's header in the first); the text frame
+/// `{"event": "end"}` ends the stream. The server answers with JSON text frames (results, or one
 /// `{"type": "error", ...}`) and closes after the last final: 1000 at the
 /// end of the stream, 1001 when the server is shutting down (after the
 /// final of the audio it received), 1008 for a client's mistake, 1009 for
-/// a message over the size limit, 1013 when the server is full. Decoding
+/// a message over the size limit, 1003 for audio in another codec, 1013
+/// when the server is full. Decoding
 /// options and `endpoint_silence_s` may be given in the query string, and
 /// the API key as `access_token` (browsers cannot set headers here).
 pub(super) async fn websocket(
@@ -280,11 +286,20 @@ pub(super) async fn websocket(
     RawQuery(query): RawQuery,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let (mut sample_rate_hz, mut endpoint_silence_s, mut rest) = (16_000, None, form_urlencoded::Serializer::new(String::new()));
+    let (mut sample_rate_hz, mut container, mut endpoint_silence_s) = (None, None, None);
+    let mut rest = form_urlencoded::Serializer::new(String::new());
     for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         let number = |what| ApiError::bad_request("invalid_stream_options", format!("{key} must be {what}, not '{value}'"));
         match key.as_ref() {
-            "sample_rate" => sample_rate_hz = value.parse().map_err(|_| number("a whole number of Hz"))?,
+            "sample_rate" => sample_rate_hz = Some(value.parse().map_err(|_| number("a whole number of Hz"))?),
+            "format" => {
+                container = match value.as_ref() {
+                    "pcm16" => None,
+                    "webm" => Some(Container::WebM),
+                    "ogg" => Some(Container::Ogg),
+                    _ => return Err(number("pcm16 (the default), webm or ogg")),
+                }
+            }
             "endpoint_silence_s" => endpoint_silence_s = Some(value.parse().map_err(|_| number("a number of seconds"))?),
             // Checked with the API key.
             "access_token" => {}
@@ -294,11 +309,31 @@ pub(super) async fn websocket(
         }
     }
     let options = decode_options(&rest.finish())?;
-    let open = open(&state, Some(client.ip()), sample_rate_hz, endpoint_silence_s, &options)?;
+    let format = stream_format(sample_rate_hz, container)?;
+    let open = open(&state, Some(client.ip()), format, endpoint_silence_s, &options)?;
     let max_message = state.config.max_stream_message_bytes;
-    // A message of at least 10 ms of audio counts as audio for the idle timeout.
-    let idle = Idle { limit: state.config.stream_idle_timeout, min_bytes: (sample_rate_hz / 100 * 2) as usize };
+    // A message of at least 10 ms of audio counts as audio for the idle
+    // timeout: 320 bytes of PCM16 at 16 kHz; of Opus at its lowest rate
+    // (6 kb/s), 8.
+    let min_bytes = match format {
+        StreamFormat::Pcm16 { sample_rate_hz } => (sample_rate_hz / 100 * 2) as usize,
+        StreamFormat::Opus(_) => 8,
+    };
+    let idle = Idle { limit: state.config.stream_idle_timeout, min_bytes };
     Ok(upgrade.max_message_size(max_message).max_frame_size(max_message).on_upgrade(move |socket| serve_socket(state, socket, open, idle)))
+}
+
+/// A stream's format from its request: PCM16 at a rate (16 kHz unless
+/// given), or Opus in a container, which carries its own rate.
+pub(super) fn stream_format(sample_rate_hz: Option<u32>, container: Option<Container>) -> Result<StreamFormat, ApiError> {
+    match (container, sample_rate_hz) {
+        (None, rate) => Ok(StreamFormat::Pcm16 { sample_rate_hz: rate.unwrap_or(16_000) }),
+        (Some(container), None) => Ok(StreamFormat::Opus(container)),
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "invalid_stream_options",
+            "a sample rate is given for PCM16 only: WebM and Ogg streams carry their own",
+        )),
+    }
 }
 
 /// When a live stream counts as idle: no message carrying `min_bytes` of

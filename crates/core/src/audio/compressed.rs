@@ -85,11 +85,11 @@ fn open(bytes: &[u8]) -> Result<Opened<'_>, AudioError> {
     Ok(Opened { reader, container, track_id, params, num_frames, delay })
 }
 
-/// Runs symphonia on untrusted bytes. Its demuxers and decoders are not
-/// hardened against every crafted stream (fuzz/ found a Vorbis floor that
-/// divides by zero): a panic inside them means a broken file, answered as
-/// one, not a failed server.
-fn guarded<T>(work: impl FnOnce() -> Result<T, AudioError> + std::panic::UnwindSafe) -> Result<T, AudioError> {
+/// Runs symphonia (or the Opus decoder) on untrusted bytes. Its demuxers
+/// and decoders are not hardened against every crafted stream (fuzz/ found
+/// a Vorbis floor that divides by zero): a panic inside them means a broken
+/// file, answered as one, not a failed server.
+pub(super) fn guarded<T>(work: impl FnOnce() -> Result<T, AudioError> + std::panic::UnwindSafe) -> Result<T, AudioError> {
     std::panic::catch_unwind(work)
         .unwrap_or_else(|_| Err(AudioError::Malformed { container: "audio", message: "the decoder failed on this stream".into() }))
 }

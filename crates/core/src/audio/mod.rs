@@ -11,10 +11,12 @@
 //! hold hours of audio, so decoding stops as soon as the limit is passed.
 
 mod compressed;
+mod live;
 mod opus;
 mod resample;
 mod wav;
 
+pub use live::{Container, LiveOpus};
 pub use resample::StreamResampler;
 
 use crate::error::{Coded, ErrorKind};
