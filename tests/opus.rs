@@ -1,6 +1,6 @@
 //! Opus as people send it: voice notes (Ogg Opus from opusenc) and browser
 //! recordings (WebM/Opus, written as MediaRecorder does, with a segment of
-//! unknown length), at several bit rates, rates and channel counts; files
+//! unknown length; fragmented MP4), Opus in MP4 and CAF files, at several bit rates, rates and channel counts; files
 //! made here by Debian's `opus-tools` and `ffmpeg` (`tests/run.sh` installs
 //! them) from an FSDD take, and broken ones.
 
@@ -24,14 +24,26 @@ fn scratch(test: &str) -> PathBuf {
 }
 
 /// The take encoded by ffmpeg's libopus with `options` (rate, channels,
-/// bit rate, framing) into `format` (ogg or webm), written to a pipe as a
-/// live recorder writes it (no seeking back to fill in sizes).
+/// bit rate, framing) into `format`: ogg, webm and fragmented MP4 (`fmp4`,
+/// as Chrome's MediaRecorder writes `audio/mp4;codecs=opus`) written to a
+/// pipe as a live recorder writes them (no seeking back to fill in sizes);
+/// mp4 and caf as files.
 fn ffmpeg_opus(dir: &Path, format: &str, options: &[&str]) -> Vec<u8> {
     let input = dir.join(TAKE);
     let mut args = vec!["-hide_banner", "-loglevel", "error", "-i", input.to_str().unwrap(), "-c:a", "libopus"];
     args.extend_from_slice(options);
-    args.extend_from_slice(&["-f", format, "pipe:1"]);
-    run("ffmpeg", &args)
+    let file = dir.join(format!("encoded.{format}"));
+    match format {
+        "ogg" | "webm" => args.extend_from_slice(&["-f", format, "pipe:1"]),
+        "fmp4" => args.extend_from_slice(&["-movflags", "frag_keyframe+empty_moov", "-f", "mp4", "pipe:1"]),
+        _ => args.extend_from_slice(&["-y", "-f", format, file.to_str().unwrap()]),
+    }
+    let piped = run("ffmpeg", &args);
+    if piped.is_empty() {
+        std::fs::read(&file).unwrap()
+    } else {
+        piped
+    }
 }
 
 /// What libopus (through ffmpeg) decodes from Opus bytes, as a 16 kHz WAV.
@@ -77,7 +89,7 @@ fn ogg_pages(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
 }
 
 #[test]
-fn opus_in_ogg_and_webm_at_any_rate_rate_and_channel_count_is_heard() {
+fn opus_in_any_container_at_any_rate_rate_and_channel_count_is_heard() {
     let dir = scratch("matrix");
     let server = HarkServer::start(&[], &[]);
     let client = Client::new();
@@ -92,18 +104,35 @@ fn opus_in_ogg_and_webm_at_any_rate_rate_and_channel_count_is_heard() {
         ("webm", 16_000, 2, 6),
         ("webm", 8_000, 1, 64),
         ("webm", 24_000, 1, 12),
+        ("mp4", 48_000, 2, 24),
+        ("mp4", 16_000, 1, 12),
+        ("fmp4", 48_000, 1, 32),
+        ("caf", 48_000, 1, 32),
+        ("caf", 8_000, 2, 16),
     ] {
         let case = format!("{format}, {rate} Hz in, {channels} channel(s), {kbps} kb/s");
         let (rate_hz, channel_count, bitrate) = (rate.to_string(), channels.to_string(), format!("{kbps}k"));
         let bytes = ffmpeg_opus(&dir, format, &["-ar", &rate_hz, "-ac", &channel_count, "-b:a", &bitrate]);
         let got = decode(&bytes, &AudioLimits::default()).unwrap_or_else(|e| panic!("{case}: {e}"));
-        // Opus's pre-skip is dropped: the length is the take's, within a frame.
-        assert!((got.duration_s() - want.duration_s()).abs() < 0.025, "{case}: {} s, the WAV {} s", got.duration_s(), want.duration_s());
+        // The length libopus decodes (through ffmpeg), within a frame: the
+        // take's, Opus's pre-skip dropped, where the container records the
+        // pre-skip; ffmpeg's CAF writer records none, so there both keep it.
+        let libopus = libopus_wav(&dir, &bytes);
+        let libopus_s = decode(&libopus, &AudioLimits::default()).unwrap().duration_s();
+        assert!((got.duration_s() - libopus_s).abs() < 0.025, "{case}: {} s, libopus {libopus_s} s", got.duration_s());
+        if format != "caf" {
+            assert!(
+                (got.duration_s() - want.duration_s()).abs() < 0.025,
+                "{case}: {} s, the WAV {} s",
+                got.duration_s(),
+                want.duration_s()
+            );
+        }
         let (status, json) = transcribe(&client, &server, bytes.clone());
         assert_eq!(status, 200, "{case}: {json}");
         // What the model hears is what libopus decodes; at 12 kb/s and up
         // that is the four that was said.
-        let (_, reference) = transcribe(&client, &server, libopus_wav(&dir, &bytes));
+        let (_, reference) = transcribe(&client, &server, libopus);
         assert_eq!(json["text"], reference["text"], "{case}: {json} against libopus's {reference}");
         if kbps >= 12 {
             assert_eq!(json["text"], "four", "{case}: {json}");

@@ -75,7 +75,9 @@ fn open(bytes: &[u8]) -> Result<Opened<'_>, AudioError> {
         })?;
     let container = reader.format_info().short_name;
     let track = reader.default_track(TrackType::Audio).ok_or(AudioError::NoSamples { container })?;
-    let (track_id, num_frames, delay) = (track.id, track.num_frames, track.delay.unwrap_or(0));
+    // A fragmented MP4 (as a recorder writes it) states a length of 0 up
+    // front and its fragments follow: unknown, not empty.
+    let (track_id, num_frames, delay) = (track.id, track.num_frames.filter(|&n| n > 0), track.delay.unwrap_or(0));
     let Some(CodecParameters::Audio(params)) = track.codec_params.clone() else {
         return Err(AudioError::NoSamples { container });
     };
@@ -139,10 +141,12 @@ impl Packets {
                 });
             }
             // The pre-skip: the container's, or the Opus header's (which
-            // Matroska carries as the codec's private data).
+            // Matroska carries as the codec's private data, and MP4 in its
+            // `dOps` box, whose fields are big-endian as all of MP4's are).
             let head = params.extra_data.as_deref().filter(|head| head.len() >= 12 && head.starts_with(b"OpusHead"));
+            let read_u16 = if container == "isomp4" { u16::from_be_bytes } else { u16::from_le_bytes };
             let pre_skip = match (*delay, head) {
-                (0, Some(head)) => u32::from(u16::from_le_bytes([head[10], head[11]])),
+                (0, Some(head)) => u32::from(read_u16([head[10], head[11]])),
                 (delay, _) => delay,
             };
             // Opus is timed at 48 kHz whatever the input rate was; the
