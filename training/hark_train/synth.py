@@ -15,7 +15,8 @@ uses other held-out sentences with training voices.
 Augmentation, drawn per utterance: speed perturbation (0.9/1.0/1.1, sox),
 pitch shift, reverberation (sox), additive coloured noise or babble (real
 FSDD training voices mixed together) at a random SNR, a telephone channel
-(8 kHz band limit through the GSM 06.10 or μ-law codec, sox), and gain.
+(8 kHz band limit through the GSM 06.10 or μ-law codec, sox), Opus at
+8–32 kb/s (opusenc/opusdec), and gain.
 
 Writes wav/<split>/NNNNNN.wav and <split>.jsonl manifests under --out.
 """
@@ -213,6 +214,13 @@ def augment(clean: Path, out: Path, rng: random.Random, babble: Babble, heavy: b
         x = x / (np.max(np.abs(x)) + 1e-9) * rng.uniform(0.2, 0.95)
         write_wav(stage, x)
         if heavy and rng.random() < 0.15:
+            # Opus as voice notes and browsers send it (opus-tools).
+            kbps = rng.choice([8, 12, 16, 24, 32])
+            coded = Path(tmp) / "b.opus"
+            subprocess.run(["opusenc", "--quiet", "--bitrate", str(kbps), str(stage), str(coded)], check=True, capture_output=True)
+            subprocess.run(["opusdec", "--quiet", "--rate", str(SAMPLE_RATE_HZ), str(coded), str(out)], check=True, capture_output=True)
+            applied.append(f"opus{kbps}")
+        elif heavy and rng.random() < 0.15:
             codec = rng.choice(["gsm", "ulaw"])
             coded = Path(tmp) / ("b.gsm" if codec == "gsm" else "b.wav")
             codec_args = ("-r", "8000", "-c", "1") + (() if codec == "gsm" else ("-e", "u-law"))
