@@ -10,6 +10,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod align;
 pub mod audio;
 pub mod ctc;
 pub mod error;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::align::{self, AlignError, AlignOptions, AlignPiece, AlignText, Alignment};
 use crate::audio::{self, AudioError, AudioLimits, Waveform, SAMPLE_RATE_HZ};
 use crate::ctc::beam::{BeamOptions, BeamSearchDecoder, Lexicon, LmFusion};
 use crate::ctc::hotwords::{self, HotwordError, Hotwords};
@@ -320,13 +321,50 @@ impl Recognizer {
     /// Recognizes 16 kHz mono audio, cut at pauses when it is longer than
     /// [`DEFAULT_WINDOW_S`].
     pub fn transcribe(&self, waveform: &Waveform, decoder: &dyn CtcDecoder) -> Result<Transcript, RecognizeError> {
+        Ok(self.decode_pieces(self.forward_pieces(waveform), waveform.duration_s(), decoder))
+    }
+
+    /// Aligns the words of `text` to 16 kHz mono audio ([`crate::align`]).
+    pub fn align(&self, waveform: &Waveform, text: &AlignText, options: &AlignOptions) -> Result<Alignment, AlignError> {
+        self.align_pieces(self.forward_pieces(waveform), waveform.duration_s(), text, options)
+    }
+
+    /// The text to align, in this model's alphabet.
+    pub fn align_text(&self, text: &str) -> Result<AlignText, AlignError> {
+        AlignText::new(text, self.model.vocabulary())
+    }
+
+    /// Aligns `text` to a recording from its pieces' network outputs, each
+    /// with where it starts.
+    pub fn align_pieces(
+        &self,
+        pieces: Vec<(f64, LogProbs)>,
+        duration_s: f64,
+        text: &AlignText,
+        options: &AlignOptions,
+    ) -> Result<Alignment, AlignError> {
+        let vocabulary = self.model.vocabulary();
+        let pieces: Vec<AlignPiece> = pieces
+            .into_iter()
+            .map(|(start_s, log_probs)| {
+                let best = GreedyDecoder.decode(&log_probs, vocabulary).into_iter().next();
+                let recognized = best.map(|h| h.words.into_iter().map(|w| w.word).collect()).unwrap_or_default();
+                AlignPiece { start_s, log_probs, recognized }
+            })
+            .collect();
+        align::align(&pieces, duration_s, text, vocabulary, options)
+    }
+
+    /// The network's output for each piece of the audio, cut as
+    /// [`Self::pieces`] cuts it at the default window, with where it starts.
+    fn forward_pieces(&self, waveform: &Waveform) -> Vec<(f64, LogProbs)> {
         let pieces = self.pieces(waveform, DEFAULT_WINDOW_S);
         let mut outputs = Vec::with_capacity(pieces.len());
         for batch in pieces.chunks(PIECES_PER_BATCH) {
             let inputs: Vec<&Features> = batch.iter().map(|p| &p.features).collect();
             outputs.extend(batch.iter().map(|p| p.start_s).zip(self.model.forward_batch(&inputs)));
         }
-        Ok(self.decode_pieces(outputs, waveform.duration_s(), decoder))
+        outputs
     }
 
     /// Cuts audio longer than `window_s` at pauses ([`vad::cut`]) and

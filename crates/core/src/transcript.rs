@@ -77,8 +77,11 @@ impl Transcript {
         let mut segments: Vec<Segment> = Vec::new();
         let mut first = 0;
         for i in 0..self.words.len() {
+            let chars = |words: &[Word]| words.iter().map(|w| w.word.chars().count() + 1).sum::<usize>() - 1;
             let last_in_segment = i + 1 == self.words.len()
                 || i + 1 - first >= rules.max_words
+                || chars(&self.words[first..=i + 1]) > rules.max_chars
+                || self.words[i + 1].end_s - self.words[first].start_s > rules.max_duration_s
                 || self.words[i + 1].start_s - self.words[i].end_s >= rules.min_pause_s
                 || self.cuts_s.iter().any(|&cut| self.words[i].start_s < cut && cut <= self.words[i + 1].start_s);
             if last_in_segment {
@@ -97,16 +100,27 @@ impl Transcript {
     }
 }
 
-/// Where segments break.
+/// Where segments break: at a pause, or before a segment would hold too
+/// many words, too many characters (a subtitle line) or too long a time.
 #[derive(Debug, Clone, Copy)]
 pub struct SegmentRules {
     pub min_pause_s: f64,
     pub max_words: usize,
+    pub max_chars: usize,
+    pub max_duration_s: f64,
 }
 
 impl Default for SegmentRules {
     fn default() -> Self {
-        Self { min_pause_s: 0.5, max_words: 15 }
+        Self { min_pause_s: 0.5, max_words: 15, max_chars: usize::MAX, max_duration_s: f64::INFINITY }
+    }
+}
+
+impl SegmentRules {
+    /// Subtitle cues: at most 42 characters (a line at the BBC's and
+    /// Netflix's limit) and 7 seconds.
+    pub fn subtitles() -> Self {
+        Self { max_chars: 42, max_duration_s: 7.0, ..Self::default() }
     }
 }
 
@@ -164,7 +178,7 @@ mod tests {
         let segments = t.segments(SegmentRules::default());
         assert_eq!(segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>(), ["one two", "three four"]);
         assert_eq!((segments[1].start_s, segments[1].end_s), (1.3, 2.0));
-        let by_count = t.segments(SegmentRules { min_pause_s: 10.0, max_words: 3 });
+        let by_count = t.segments(SegmentRules { min_pause_s: 10.0, max_words: 3, ..SegmentRules::default() });
         assert_eq!(by_count.iter().map(|s| s.words.len()).collect::<Vec<_>>(), [3, 1]);
     }
 
