@@ -10,11 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
+use hark_core::align::AlignOptions;
 use hark_core::audio::AudioLimits;
 use hark_core::eval::{evaluate, read_manifest, LogProbsCache};
 use hark_core::lm::build::KneserNey;
 use hark_core::recognizer::{DecodeOptions, Recognizer};
 use hark_core::stream::StreamConfig;
+use hark_core::transcript::{to_srt, to_vtt, SegmentRules};
 use hark_server::scheduler::SchedulerConfig;
 use hark_server::{Server, ServerConfig};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -40,6 +42,14 @@ enum LogFormat {
     Json,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AlignFormat {
+    Json,
+    Srt,
+    Vtt,
+    Textgrid,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP service.
@@ -55,6 +65,22 @@ enum Command {
         json: bool,
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Print where each word of a text was said in the audio (forced
+    /// alignment): JSON words with times, SRT or WebVTT subtitles, or a
+    /// Praat TextGrid.
+    Align {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long, value_enum, default_value_t = AlignFormat::Json)]
+        format: AlignFormat,
+        /// Each letter's time too (JSON and TextGrid).
+        #[arg(long)]
+        characters: bool,
+        /// The audio (any format hark reads).
+        audio: PathBuf,
+        /// A text file holding what was said, as written.
+        text: PathBuf,
     },
     /// Write the audio as hark hears it (16 kHz mono, 32-bit float WAV): what
     /// training should read so that it sees exactly what serving sees.
@@ -269,6 +295,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Transcribe { model, decode: options, json, files } => transcribe(&model, &options, json, &files),
+        Command::Align { model, format, characters, audio, text } => align(&model, format, characters, &audio, &text),
         Command::Decode { out_dir, files } => decode(&out_dir, &files),
         Command::Eval { model, decode: options, worst, save_log_probs, load_log_probs, manifest } => {
             let cache = match (save_log_probs, load_log_probs) {
@@ -488,6 +515,24 @@ fn transcribe(model: &ModelArgs, options: &DecodeOptions, json: bool, files: &[P
     } else {
         Ok(())
     }
+}
+
+fn align(model: &ModelArgs, format: AlignFormat, characters: bool, audio: &Path, text: &Path) -> Result<(), String> {
+    let recognizer = model.load()?;
+    let text = std::fs::read_to_string(text).map_err(|e| format!("{}: {e}", text.display()))?;
+    let text = recognizer.align_text(&text).map_err(|e| e.to_string())?;
+    let bytes = std::fs::read(audio).map_err(|e| format!("{}: {e}", audio.display()))?;
+    let waveform = recognizer.read_audio(&bytes).map_err(|e| format!("{}: {e}", audio.display()))?;
+    let options = AlignOptions { characters, ..AlignOptions::default() };
+    let alignment = recognizer.align(&waveform, &text, &options).map_err(|e| e.to_string())?;
+    let cues = || alignment.segments(SegmentRules::subtitles());
+    match format {
+        AlignFormat::Json => println!("{}", serde_json::to_string(&alignment).expect("alignments serialize")),
+        AlignFormat::Srt => print!("{}", to_srt(&cues())),
+        AlignFormat::Vtt => print!("{}", to_vtt(&cues())),
+        AlignFormat::Textgrid => print!("{}", alignment.to_textgrid()),
+    }
+    Ok(())
 }
 
 fn decode(out_dir: &Path, files: &[PathBuf]) -> Result<(), String> {

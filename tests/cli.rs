@@ -138,3 +138,30 @@ fn bench_measures_one_stream_and_concurrent_clients_against_the_real_server() {
     }
     assert!(stdout.contains("peak RSS"), "{stdout}");
 }
+
+#[test]
+fn align_prints_each_word_with_its_time_in_the_format_asked() {
+    let dir = common::scratch("cli-align");
+    let text = dir.join("said.txt");
+    std::fs::write(&text, "Printing, in the only sense with which we are at present concerned,").unwrap();
+    let audio = common::shared_data().join("ljspeech-dev/LJ001-0001.wav").display().to_string();
+    let out = hark(&["align", &audio, text.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let words = json["words"].as_array().unwrap();
+    assert_eq!(words.len(), 12);
+    assert_eq!((words[0]["word"].as_str(), words[11]["word"].as_str()), (Some("Printing,"), Some("concerned,")));
+    // The sentence's first words are said in its first seconds, in order.
+    let ends: Vec<f64> = words.iter().filter(|w| w["aligned"] == true).map(|w| w["end"].as_f64().unwrap()).collect();
+    assert!(ends.len() >= 11 && ends.windows(2).all(|p| p[0] <= p[1]) && ends[ends.len() - 1] < 5.0, "{words:?}");
+
+    let out = hark(&["align", "--format", "srt", &audio, text.to_str().unwrap()]);
+    let srt = String::from_utf8_lossy(&out.stdout);
+    assert!(srt.starts_with("1\n00:00:00,") && srt.contains("Printing,"), "{srt}");
+    // An empty text is refused with the reason.
+    std::fs::write(&text, "\n").unwrap();
+    let out = hark(&["align", &audio, text.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the text is empty"), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}

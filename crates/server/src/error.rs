@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use hark_core::align::AlignError;
 pub use hark_core::error::{Coded, ErrorKind};
 use hark_core::recognizer::{DecodeOptionsError, RecognizeError};
 use hark_core::stream::StreamError;
@@ -75,6 +76,12 @@ impl ApiError {
 
 impl From<RecognizeError> for ApiError {
     fn from(e: RecognizeError) -> Self {
+        Self::coded(&e)
+    }
+}
+
+impl From<AlignError> for ApiError {
+    fn from(e: AlignError) -> Self {
         Self::coded(&e)
     }
 }

@@ -16,6 +16,7 @@
 //! server stops accepting and lets in-flight requests finish, for at most
 //! the drain timeout.
 
+mod align;
 mod connections;
 mod error;
 mod grpc;
@@ -46,6 +47,7 @@ use crate::metrics::{Held, Metrics};
 use crate::scheduler::{Admission, Scheduler, SchedulerConfig};
 pub use error::{ApiError, ErrorKind};
 use hark_core::ctc::CtcDecoder;
+use hark_core::model::LogProbs;
 use hark_core::recognizer::{DecodeOptions, Piece, Recognizer, DEFAULT_WINDOW_S};
 use hark_core::stream::StreamConfig;
 use hark_core::transcript::{Segment, SegmentRules, Transcript};
@@ -266,6 +268,7 @@ impl Readiness {
 fn router(state: SharedState) -> Router {
     let api = Router::new()
         .route("/v1/transcribe", post(transcribe))
+        .route("/v1/align", post(align::align))
         .route("/v1/audio/transcriptions", post(openai::transcriptions))
         .route("/v1/models", get(models))
         .route("/v1/stream", get(streaming::websocket))
@@ -409,45 +412,19 @@ fn decode_options(encoded: &str) -> Result<DecodeOptions, ApiError> {
 }
 
 /// Recognizes one upload: audio, cutting at pauses and features on the
-/// blocking pool, the network through the scheduler, CTC decoding on the
-/// blocking pool again; all within the request timeout.
+/// blocking pool, the network through the scheduler ([`hear`]), CTC
+/// decoding on the blocking pool again; all within the request timeout.
 async fn recognize(state: &AppState, audio: axum::body::Bytes, options: &DecodeOptions) -> Result<(Transcript, Arc<Recognizer>), ApiError> {
     let started = Instant::now();
-    let Ready { recognizer, scheduler } = state.ready()?;
+    let recognizer = state.recognizer()?;
     // Hotwords can be long (an OpenAI `prompt` becomes hotwords): built off
     // the async workers.
     let (worker, options) = (recognizer.clone(), options.clone());
     let decoder = blocking(move || worker.decoder(&options)).await??;
     let work = async {
-        // When the header states the duration, the request is admitted (or
-        // refused) before any decoding. Audio of unknown length is decoded
-        // first, a few files at a time, so a flood of small files that
-        // unpack into hours cannot take every core from the requests that
-        // were admitted.
-        let (worker, header) = (recognizer.clone(), audio.clone());
-        let stated_s = blocking(move || worker.header_duration_s(&header)).await??;
-        let early = stated_s.map(|duration_s| scheduler.admit(duration_s)).transpose()?;
-        // Room for the samples and features, taken before they exist.
-        let _memory = state.body_limits.reserve_decoded(recognizer.working_bytes(stated_s)).await?;
-        let _decoding = match early {
-            Some(_) => None,
-            None => Some(state.decode_slots.acquire().await.expect("the semaphore is never closed")),
-        };
-        let (worker, window_s) = (recognizer.clone(), state.config.window_s);
-        let (pieces, duration_s) = blocking(move || {
-            let waveform = worker.read_audio(&audio)?;
-            Ok::<_, ApiError>((worker.pieces(&waveform, window_s), waveform.duration_s()))
-        })
-        .await??;
-        // A header that misstated the length is not taken at its word.
-        let admission = match (early, stated_s) {
-            (Some(admission), Some(stated_s)) if (duration_s - stated_s).abs() <= 1.0 => admission,
-            (early, _) => {
-                drop(early);
-                scheduler.admit(duration_s)?
-            }
-        };
-        recognize_pieces(recognizer, admission, pieces, duration_s, decoder.into()).await
+        let (pieces, duration_s) = hear(state, &recognizer, audio).await?;
+        let worker = recognizer.clone();
+        blocking(move || worker.decode_pieces(pieces, duration_s, decoder.as_ref())).await
     };
     let timeout = state.config.request_timeout;
     let transcript = tokio::time::timeout(timeout, work).await.map_err(|_| ApiError::timed_out(timeout))??;
@@ -455,7 +432,51 @@ async fn recognize(state: &AppState, audio: axum::body::Bytes, options: &DecodeO
     if transcript.duration_s > 0.0 {
         state.metrics.real_time_factor.observe(started.elapsed().as_secs_f64() / transcript.duration_s);
     }
-    Ok((transcript, recognizer.clone()))
+    Ok((transcript, recognizer))
+}
+
+/// One upload through the network: its audio decoded and cut at pauses,
+/// each piece's features, the network's output for each (batched by the
+/// scheduler) with where the piece starts, and the audio's duration.
+async fn hear(state: &AppState, recognizer: &Arc<Recognizer>, audio: axum::body::Bytes) -> Result<(Vec<(f64, LogProbs)>, f64), ApiError> {
+    let scheduler = &state.ready()?.scheduler;
+    // When the header states the duration, the request is admitted (or
+    // refused) before any decoding. Audio of unknown length is decoded
+    // first, a few files at a time, so a flood of small files that unpack
+    // into hours cannot take every core from the requests that were
+    // admitted.
+    let (worker, header) = (recognizer.clone(), audio.clone());
+    let stated_s = blocking(move || worker.header_duration_s(&header)).await??;
+    let early = stated_s.map(|duration_s| scheduler.admit(duration_s)).transpose()?;
+    // Room for the samples and features, taken before they exist.
+    let _memory = state.body_limits.reserve_decoded(recognizer.working_bytes(stated_s)).await?;
+    let _decoding = match early {
+        Some(_) => None,
+        None => Some(state.decode_slots.acquire().await.expect("the semaphore is never closed")),
+    };
+    let (worker, window_s) = (recognizer.clone(), state.config.window_s);
+    let (pieces, duration_s) = blocking(move || {
+        let waveform = worker.read_audio(&audio)?;
+        Ok::<_, ApiError>((worker.pieces(&waveform, window_s), waveform.duration_s()))
+    })
+    .await??;
+    // A header that misstated the length is not taken at its word.
+    let admission = match (early, stated_s) {
+        (Some(admission), Some(stated_s)) if (duration_s - stated_s).abs() <= 1.0 => admission,
+        (early, _) => {
+            drop(early);
+            scheduler.admit(duration_s)?
+        }
+    };
+    Ok((network_outputs(admission, pieces).await?, duration_s))
+}
+
+/// The pieces' network outputs, batched by the scheduler in the room
+/// `admission` holds, each with where its piece starts.
+async fn network_outputs(admission: Admission<'_>, pieces: Vec<Piece>) -> Result<Vec<(f64, LogProbs)>, ApiError> {
+    let starts: Vec<f64> = pieces.iter().map(|p| p.start_s).collect();
+    let log_probs = admission.log_probs(pieces.into_iter().map(|p| p.features).collect()).await?;
+    Ok(starts.into_iter().zip(log_probs).collect())
 }
 
 /// A recording's pieces through the network (batched by the scheduler, in
@@ -467,10 +488,9 @@ async fn recognize_pieces(
     duration_s: f64,
     decoder: Arc<dyn CtcDecoder>,
 ) -> Result<Transcript, ApiError> {
-    let starts: Vec<f64> = pieces.iter().map(|p| p.start_s).collect();
-    let log_probs = admission.log_probs(pieces.into_iter().map(|p| p.features).collect()).await?;
+    let pieces = network_outputs(admission, pieces).await?;
     let worker = recognizer.clone();
-    blocking(move || worker.decode_pieces(starts.into_iter().zip(log_probs).collect(), duration_s, decoder.as_ref())).await
+    blocking(move || worker.decode_pieces(pieces, duration_s, decoder.as_ref())).await
 }
 
 /// Runs request work on the blocking pool. A panic there is a bug: it is

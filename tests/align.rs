@@ -1,0 +1,177 @@
+//! `POST /v1/align` against the real server and the default English model:
+//! words placed where they were said (digits with known spans, read
+//! sentences longer than one piece), a word the speaker skipped and speech
+//! the text lacks, the subtitle and TextGrid formats, and the refusals.
+
+mod common;
+
+use common::HarkServer;
+use reqwest::blocking::{multipart, Client};
+use serde_json::Value;
+
+/// The server with the English model, the built-in default.
+fn english() -> HarkServer {
+    HarkServer::start_with_model(&common::repo().join("models/hark-en"), &[], &[])
+}
+
+fn align(server: &HarkServer, audio: Vec<u8>, text: &str, query: &str) -> (u16, String, String) {
+    let part = multipart::Part::bytes(audio).file_name("speech.wav");
+    let form = multipart::Form::new().part("file", part).text("text", text.to_string());
+    let response = Client::new().post(server.url(&format!("/v1/align?{query}"))).multipart(form).send().unwrap();
+    let status = response.status().as_u16();
+    let mime = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    (status, mime, response.text().unwrap())
+}
+
+fn align_json(server: &HarkServer, audio: Vec<u8>, text: &str) -> Value {
+    let (status, _, body) = align(server, audio, text, "");
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Four FSDD digits with a second of pause around each, as one WAV, and
+/// each take's span.
+fn digits() -> (Vec<u8>, Vec<(f64, f64, String)>) {
+    let (samples, spans) = common::takes_with_pauses(&common::four_digits(), 1.0);
+    (common::wav_16k(&samples), spans)
+}
+
+/// Whether a word's times lie in the span of the take it was said in.
+fn inside(word: &Value, (start, end, _): &(f64, f64, String)) -> bool {
+    let (w_start, w_end) = (word["start"].as_f64().unwrap(), word["end"].as_f64().unwrap());
+    w_start >= start - 0.15 && w_end <= end + 0.15 && w_start < w_end
+}
+
+#[test]
+fn written_words_are_placed_where_they_were_said() {
+    let server = english();
+    let (wav, spans) = digits();
+    // The text as a person writes it: capitals, punctuation, a digit.
+    let said: Vec<&str> = spans.iter().map(|s| s.2.as_str()).collect();
+    let written = format!("{}, {}! \"{}\" — {}.", capitalize(said[0]), said[1], said[2], digit(said[3]));
+    let json = align_json(&server, wav.clone(), &written);
+    let words = json["words"].as_array().unwrap();
+    let shown: Vec<&str> = words.iter().map(|w| w["word"].as_str().unwrap()).collect();
+    assert_eq!(shown.join(" "), written, "the text comes back as written");
+    for (word, span) in words.iter().zip(&spans) {
+        assert_eq!(word["aligned"], true, "{word}");
+        assert!(inside(word, span), "{word} outside {span:?}");
+    }
+    // Scores are the letters' posteriors: high where the model heard the word.
+    let mean = words.iter().map(|w| w["score"].as_f64().unwrap()).sum::<f64>() / words.len() as f64;
+    println!("scores {:?}", words.iter().map(|w| w["score"].as_f64().unwrap()).collect::<Vec<_>>());
+    assert!(mean > 0.3 && words.iter().all(|w| w["score"].as_f64().unwrap() <= 1.0), "{words:?}");
+    assert_eq!(json["model"], "hark-en");
+
+    // A word the speaker skipped is reported, not forced; the others stay.
+    let extra = format!("{} {} banana {} {}", said[0], said[1], said[2], said[3]);
+    let json = align_json(&server, wav.clone(), &extra);
+    let words = json["words"].as_array().unwrap();
+    assert_eq!(words[2]["word"], "banana");
+    assert_eq!((words[2]["aligned"].clone(), words[2]["start"].clone()), (Value::Bool(false), Value::Null), "{}", words[2]);
+    for (word, span) in [&words[0], &words[1], &words[3], &words[4]].into_iter().zip(&spans) {
+        assert!(word["aligned"] == true && inside(word, span), "{word} outside {span:?}");
+    }
+
+    // Speech the text lacks (the third digit) is absorbed, not given to a neighbour.
+    let missing = format!("{} {} {}", said[0], said[1], said[3]);
+    let json = align_json(&server, wav, &missing);
+    let words = json["words"].as_array().unwrap();
+    for (word, span) in words.iter().zip([&spans[0], &spans[1], &spans[3]]) {
+        assert!(word["aligned"] == true && inside(word, span), "{word} outside {span:?}");
+    }
+}
+
+fn capitalize(word: &str) -> String {
+    word[..1].to_uppercase() + &word[1..]
+}
+
+/// A digit word as a numeral: "seven" → "7".
+fn digit(word: &str) -> String {
+    let names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
+    names.iter().position(|n| *n == word).map_or(word.to_string(), |d| d.to_string())
+}
+
+#[test]
+fn read_sentences_longer_than_a_piece_are_aligned_piece_by_piece() {
+    let server = english();
+    // Four ljspeech-dev sentences one after another: about 30 s, cut into pieces.
+    let manifest = hark_core::eval::read_manifest(&common::shared_data().join("ljspeech-dev/dev.jsonl")).unwrap();
+    let (mut samples, mut texts, mut bounds) = (Vec::new(), Vec::new(), Vec::new());
+    for utterance in manifest.iter().take(4) {
+        let waveform = hark_core::audio::decode(&std::fs::read(&utterance.audio_path).unwrap(), &Default::default()).unwrap();
+        let start = samples.len() as f64 / 16_000.0;
+        samples.extend_from_slice(waveform.samples());
+        bounds.push((start, samples.len() as f64 / 16_000.0, utterance.text.split(' ').count()));
+        texts.push(utterance.text.clone());
+    }
+    assert!(samples.len() as f64 / 16_000.0 > 25.0);
+    let json = align_json(&server, common::wav_16k(&samples), &texts.join(" "));
+    let words = json["words"].as_array().unwrap();
+    let (mut at, mut aligned, mut placed, mut last_end) = (0, 0, 0, 0.0);
+    for &(start, end, count) in &bounds {
+        for word in &words[at..at + count] {
+            if word["aligned"] == true {
+                aligned += 1;
+                let (w_start, w_end) = (word["start"].as_f64().unwrap(), word["end"].as_f64().unwrap());
+                assert!(w_start >= last_end - 1e-9 && w_end > w_start, "{word}: times go forward");
+                last_end = w_end;
+                placed += usize::from(w_start >= start - 0.3 && w_end <= end + 0.3);
+            }
+        }
+        at += count;
+    }
+    println!("{aligned} of {at} words aligned, {placed} inside their sentence");
+    assert!(aligned * 10 >= at * 9, "{aligned} of {at} words aligned");
+    assert!(placed * 100 >= aligned * 95, "{placed} of {aligned} aligned words inside their sentence");
+}
+
+#[test]
+fn subtitles_and_textgrids_and_clear_refusals() {
+    let server = english();
+    let (wav, spans) = digits();
+    let text: Vec<&str> = spans.iter().map(|s| s.2.as_str()).collect();
+    let text = text.join(" ");
+
+    let (status, mime, srt) = align(&server, wav.clone(), &text, "format=srt");
+    assert_eq!((status, mime.as_str()), (200, "text/plain; charset=utf-8"), "{srt}");
+    assert!(srt.starts_with("1\n00:00:0"), "{srt}");
+    // Each digit is a cue of its own: a second of pause between them.
+    assert_eq!(srt.matches(" --> ").count(), 4, "{srt}");
+    let (status, mime, vtt) = align(&server, wav.clone(), &text, "format=vtt");
+    assert_eq!((status, mime.as_str()), (200, "text/vtt; charset=utf-8"));
+    assert!(vtt.starts_with("WEBVTT\n\n") && vtt.matches(" --> ").count() == 4, "{vtt}");
+    let (status, _, grid) = align(&server, wav.clone(), &text, "format=textgrid&characters=true");
+    assert_eq!(status, 200, "{grid}");
+    assert!(grid.starts_with("File type = \"ooTextFile\"\nObject class = \"TextGrid\"\n"), "{grid}");
+    assert!(grid.contains("name = \"words\"") && grid.contains("name = \"chars\""), "{grid}");
+    for (_, _, word) in &spans {
+        assert!(grid.contains(&format!("text = \"{word}\"")), "{word} in {grid}");
+    }
+    let (status, _, body) = align(&server, wav.clone(), &text, "characters=true");
+    let json: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status, 200);
+    let letters: String = json["words"][0]["characters"].as_array().unwrap().iter().map(|c| c["char"].as_str().unwrap()).collect();
+    assert_eq!(letters, spans[0].2);
+
+    let short = common::wav_16k(&vec![0.0; 16_000]);
+    for (audio, text, query, status, code) in [
+        (wav.clone(), "", "", 422, "empty_text"),
+        (wav.clone(), "— … !!", "", 422, "no_alignable_text"),
+        (short, &"a long sentence that takes many seconds to say ".repeat(4), "", 422, "text_too_long"),
+        (wav.clone(), "four", "format=docx", 400, "invalid_format"),
+        (wav.clone(), "four", "characters=maybe", 400, "invalid_align_options"),
+        (b"not audio at all".to_vec(), "four", "", 415, "unsupported_format"),
+    ] {
+        let (got, _, body) = align(&server, audio, text, query);
+        let json: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!((got, json["error"]["code"].as_str().unwrap()), (status, code), "{text:?} {query}: {body}");
+    }
+    // The form must carry the text, and the audio as `file`.
+    let form = multipart::Form::new().part("file", multipart::Part::bytes(wav.clone()).file_name("speech.wav"));
+    let response = Client::new().post(server.url("/v1/align")).multipart(form).send().unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    assert_eq!(response.json::<Value>().unwrap()["error"]["code"], "missing_text");
+    let response = Client::new().post(server.url("/v1/align")).body(wav).send().unwrap();
+    assert_eq!(response.json::<Value>().unwrap()["error"]["code"], "missing_file");
+}
