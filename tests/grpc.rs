@@ -1,7 +1,7 @@
 //! The gRPC API from another ecosystem: Python's grpcio, with stubs
 //! generated from proto/hark/v1/recognizer.proto by the client itself,
 //! against the real server on the digits model: health, reflection,
-//! ListModels, Recognize (WAV and MP3, n-best, errors) and
+//! ListModels, Recognize (WAV and MP3, n-best, errors), Align and
 //! StreamingRecognize.
 
 mod common;
@@ -72,6 +72,16 @@ fn a_python_grpc_client_recognizes_files_and_streams() {
     assert!(errors[1]["details"].as_str().unwrap().contains("needs decoder=beam"), "{}", errors[1]);
     assert_eq!(errors[2]["code"], "INVALID_ARGUMENT", "a message that does not parse: {}", errors[2]);
     assert!(errors[2]["details"].as_str().unwrap().starts_with("malformed_request: "), "{}", errors[2]);
+    // Align: the take's one word, where it was said, with its letters.
+    let align = &of("align")[0];
+    let word = &align["words"][0];
+    assert_eq!((word[0].as_str(), word[4].as_bool(), word[5].as_str()), (Some("Three!"), Some(true), Some("three")), "{align}");
+    let (start, end) = (word[1].as_f64().unwrap(), word[2].as_f64().unwrap());
+    assert!(0.0 <= start && start < end && end <= align["duration"].as_f64().unwrap() + 0.01, "{align}");
+    assert_eq!(align["model"], "fsdd-digits");
+    let align_error = &of("align_error")[0];
+    assert_eq!(align_error["code"], "INVALID_ARGUMENT", "{align_error}");
+    assert!(align_error["details"].as_str().unwrap().starts_with("empty_text: "), "{align_error}");
     let stream_errors = of("stream_error");
     assert_eq!(stream_errors[0]["code"], "INVALID_ARGUMENT", "a stream must start with its config");
     assert_eq!(stream_errors[1]["code"], "INVALID_ARGUMENT", "endpoint_silence_s NaN: {}", stream_errors[1]);

@@ -66,6 +66,19 @@ beam = pb.DecodingConfig(decoder=pb.DecodingConfig.BEAM, alternatives=3)
 reply = recognizer.Recognize(pb.RecognizeRequest(audio=audio, decoding=beam))
 emit("recognize_n_best", text=reply.text, alternatives=[a.text for a in reply.alternatives])
 
+reply = recognizer.Align(pb.AlignRequest(audio=audio, text="Three!", characters=True))
+emit(
+    "align",
+    words=[[w.word, w.start, w.end, w.score, w.aligned, "".join(c.char for c in w.characters)] for w in reply.words],
+    duration=reply.duration,
+    model=reply.model,
+)
+try:
+    recognizer.Align(pb.AlignRequest(audio=audio, text="   "))
+    emit("align_error", code="OK")
+except grpc.RpcError as e:
+    emit("align_error", code=e.code().name, details=e.details())
+
 for name, request in [
     ("not_audio", pb.RecognizeRequest(audio=b"<html>not audio</html>")),
     ("greedy_with_hotwords", pb.RecognizeRequest(audio=audio, decoding=pb.DecodingConfig(decoder=pb.DecodingConfig.GREEDY, hotwords=["seven"]))),

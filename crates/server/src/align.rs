@@ -1,13 +1,14 @@
 //! `POST /v1/align`: audio and the text that was said in, each written word
 //! with its time out ([`hark_core::align`]).
 
+use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-use super::{blocking, hear, upload, ApiError, SharedState};
+use super::{blocking, hear, upload, ApiError, AppState, SharedState};
 use hark_core::align::{AlignOptions, Alignment};
 use hark_core::transcript::{to_srt, to_vtt, SegmentRules};
 
@@ -62,23 +63,32 @@ pub(super) async fn align(State(state): State<SharedState>, request: Request) ->
     };
     let text = field("text")
         .ok_or_else(|| ApiError::bad_request("missing_text", "the multipart form has no 'text' field holding the words that were said"))?;
+    let (alignment, model) = align_upload(&state, upload.audio, &text, characters).await?;
+    let text = |body: String, mime: &'static str| ([(header::CONTENT_TYPE, mime)], body).into_response();
+    Ok(match format {
+        Format::Json => Json(AlignResponse { alignment, model }).into_response(),
+        Format::Srt => text(to_srt(&alignment.segments(SegmentRules::subtitles())), "text/plain; charset=utf-8"),
+        Format::Vtt => text(to_vtt(&alignment.segments(SegmentRules::subtitles())), "text/vtt; charset=utf-8"),
+        Format::TextGrid => text(alignment.to_textgrid(), "text/plain; charset=utf-8"),
+    })
+}
+
+/// Aligns `text` to an upload's audio, for HTTP and gRPC alike: the text is
+/// checked first (a text that cannot be aligned is refused before the
+/// audio is heard), the audio heard as for recognition, then aligned on the
+/// blocking pool; all within the request timeout. Returns the model's name
+/// beside the alignment.
+pub(super) async fn align_upload(state: &AppState, audio: Bytes, text: &str, characters: bool) -> Result<(Alignment, String), ApiError> {
     let recognizer = state.recognizer()?;
-    // A text that cannot be aligned is refused before the audio is heard.
-    let text = recognizer.align_text(&text)?;
+    let text = recognizer.align_text(text)?;
     let options = AlignOptions { characters, ..AlignOptions::default() };
     let work = async {
-        let (pieces, duration_s) = hear(&state, &recognizer, upload.audio.clone()).await?;
+        let (pieces, duration_s) = hear(state, &recognizer, audio).await?;
         let worker = recognizer.clone();
         blocking(move || worker.align_pieces(pieces, duration_s, &text, &options)).await?.map_err(ApiError::from)
     };
     let timeout = state.config.request_timeout;
     let alignment = tokio::time::timeout(timeout, work).await.map_err(|_| ApiError::timed_out(timeout))??;
     state.metrics.audio_seconds.inc_by(alignment.duration_s);
-    let text = |body: String, mime: &'static str| ([(header::CONTENT_TYPE, mime)], body).into_response();
-    Ok(match format {
-        Format::Json => Json(AlignResponse { alignment, model: recognizer.model().config().name.clone() }).into_response(),
-        Format::Srt => text(to_srt(&alignment.segments(SegmentRules::subtitles())), "text/plain; charset=utf-8"),
-        Format::Vtt => text(to_vtt(&alignment.segments(SegmentRules::subtitles())), "text/vtt; charset=utf-8"),
-        Format::TextGrid => text(alignment.to_textgrid(), "text/plain; charset=utf-8"),
-    })
+    Ok((alignment, recognizer.model().config().name.clone()))
 }

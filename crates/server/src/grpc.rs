@@ -21,8 +21,10 @@ use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
+use super::align;
 use super::streaming::{self, StreamResult};
 use super::{recognize, ApiError, ErrorKind, SharedState};
+use hark_core::align::{AlignedWord, Alignment, Span};
 use hark_core::audio::Container;
 use hark_core::recognizer::{DecodeOptions, DecoderKind};
 use hark_core::stream::ResultKind;
@@ -146,6 +148,30 @@ impl From<Transcript> for pb::RecognizeResponse {
     }
 }
 
+/// An alignment as the protobuf message says it; the model is the
+/// caller's to fill in.
+impl From<Alignment> for pb::AlignResponse {
+    fn from(alignment: Alignment) -> Self {
+        let word = |w: AlignedWord| {
+            let span = w.span.unwrap_or(Span { start_s: 0.0, end_s: 0.0, score: 0.0 });
+            let characters = w.characters.into_iter().map(|c| pb::AlignedCharacter {
+                r#char: c.character,
+                start: to_ms(c.start_s),
+                end: to_ms(c.end_s),
+            });
+            pb::AlignedWord {
+                word: w.word,
+                start: to_ms(span.start_s),
+                end: to_ms(span.end_s),
+                score: span.score,
+                aligned: w.span.is_some(),
+                characters: characters.collect(),
+            }
+        };
+        Self { duration: to_ms(alignment.duration_s), words: alignment.words.into_iter().map(word).collect(), model: String::new() }
+    }
+}
+
 impl From<StreamResult> for pb::StreamingRecognizeResponse {
     fn from(r: StreamResult) -> Self {
         let kind = match r.kind {
@@ -169,6 +195,13 @@ impl Service {
         self.state.ready()?.scheduler.check_capacity().map_err(ApiError::from)?;
         let (transcript, recognizer) = recognize(&self.state, Bytes::from(request.audio), &options).await?;
         Ok(Response::new(pb::RecognizeResponse { model: recognizer.model().config().name.clone(), ..transcript.into() }))
+    }
+
+    async fn align_file(&self, request: Request<pb::AlignRequest>) -> Result<Response<pb::AlignResponse>, Status> {
+        let request = request.into_inner();
+        self.state.ready()?.scheduler.check_capacity().map_err(ApiError::from)?;
+        let (alignment, model) = align::align_upload(&self.state, Bytes::from(request.audio), &request.text, request.characters).await?;
+        Ok(Response::new(pb::AlignResponse { model, ..alignment.into() }))
     }
 
     async fn open_stream(&self, request: Request<Streaming<pb::StreamingRecognizeRequest>>) -> Result<Response<ResultStream>, Status> {
@@ -249,6 +282,10 @@ impl RecognizerService for Service {
         request: Request<Streaming<pb::StreamingRecognizeRequest>>,
     ) -> Result<Response<Self::StreamingRecognizeStream>, Status> {
         self.observe("StreamingRecognize", self.open_stream(request)).await
+    }
+
+    async fn align(&self, request: Request<pb::AlignRequest>) -> Result<Response<pb::AlignResponse>, Status> {
+        self.observe("Align", self.align_file(request)).await
     }
 
     async fn list_models(&self, _: Request<pb::ListModelsRequest>) -> Result<Response<pb::ListModelsResponse>, Status> {
