@@ -9,11 +9,12 @@
 //!     cargo bench --bench pipeline
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use hark_core::align::AlignOptions;
 use hark_core::audio::{decode, AudioLimits, Waveform};
 use hark_core::ctc::{CtcDecoder, GreedyDecoder};
 use hark_core::features::{Fbank, FbankOptions};
 use hark_core::model::reference::ReferenceModel;
-use hark_core::model::{AcousticModel, ModelFiles};
+use hark_core::model::{AcousticModel, LogProbs, ModelFiles};
 use hark_core::recognizer::{DecodeOptions, DecoderKind, Recognizer};
 use hark_core::vad::Endpointer;
 
@@ -98,6 +99,21 @@ fn pipeline(c: &mut Criterion) {
         let decoder = english.decoder(&options).unwrap();
         c.bench_function(name, |b| b.iter(|| decoder.decode(&speech_log_probs, english.model().vocabulary())));
     }
+    // Forced alignment beyond the network: ten minutes of read speech (the
+    // sentence's output 62 times, as 62 pieces) and their text: the greedy
+    // transcripts that share the text out, the edit distance, the Viterbi
+    // passes over ~1-minute chunks.
+    let sentence = "printing in the only sense with which we are at present concerned differs from most if not from all the arts and crafts represented in the exhibition";
+    let repeats = 62;
+    let text = english.align_text(&vec![sentence; repeats].join(" ")).unwrap();
+    let pieces: Vec<(f64, LogProbs)> = (0..repeats).map(|i| (i as f64 * speech.duration_s(), speech_log_probs.clone())).collect();
+    let minutes = repeats as f64 * speech.duration_s();
+    let mut group = c.benchmark_group("align");
+    group.sample_size(10);
+    group.bench_function("align 10 min of speech to its text (after the network)", |b| {
+        b.iter(|| english.align_pieces(pieces.clone(), minutes, &text, &AlignOptions::default()).unwrap())
+    });
+    group.finish();
 }
 
 criterion_group!(benches, pipeline);
