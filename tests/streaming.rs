@@ -60,7 +60,11 @@ async fn send_chunks<'a>(url: &str, chunks: impl Iterator<Item = (f64, &'a [u8])
         while let Some(message) = source.next().await {
             match message.expect("a well-formed frame") {
                 Message::Text(text) => frames.push((started.elapsed().as_secs_f64(), serde_json::from_str(&text).expect("JSON"))),
-                Message::Close(frame) => close = frame.map(|f| (f.code, f.reason.to_string())),
+                // The stream is over: what the TCP connection does next is not its concern.
+                Message::Close(frame) => {
+                    close = frame.map(|f| (f.code, f.reason.to_string()));
+                    break;
+                }
                 _ => {}
             }
         }

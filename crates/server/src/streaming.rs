@@ -24,7 +24,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde_json::json;
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::{blocking, decode_options, recognize_pieces, ApiError, AppState, ErrorKind, Ready, SharedState};
@@ -261,6 +261,9 @@ async fn recognize(state: &AppState, utterance: Utterance, decoder: Arc<dyn CtcD
     Ok(Some(StreamResult { kind, text: transcript.text, words: transcript.words, start_s, end_s: start_s + duration_s }))
 }
 
+/// How long the server waits for a client's reply to its close frame.
+const CLOSE_REPLY_WAIT: Duration = Duration::from_secs(1);
+
 /// How long a stream closed for an error stays open for the client to read why.
 const CLOSE_LINGER: Duration = Duration::from_millis(500);
 
@@ -349,13 +352,21 @@ async fn serve_socket(state: SharedState, socket: WebSocket, open: OpenStream, i
     let stopping = state.stopping.subscribe();
     let (audio, results) = spawn(state, open);
     let (sink, source) = socket.split();
-    tokio::spawn(read_client(source, audio, idle, stopping.clone()));
+    let (closed_tx, closed_rx) = oneshot::channel();
+    tokio::spawn(read_client(source, audio, idle, stopping.clone(), closed_rx));
     write_results(sink, results, stopping).await;
+    let _ = closed_tx.send(());
 }
 
 /// Passes the client's audio on to its stream until the client ends it,
 /// breaks a rule, or goes idle, or the server stops.
-async fn read_client(mut source: SplitStream<WebSocket>, audio: AudioSender, idle: Idle, mut stopping: watch::Receiver<bool>) {
+async fn read_client(
+    mut source: SplitStream<WebSocket>,
+    audio: AudioSender,
+    idle: Idle,
+    mut stopping: watch::Receiver<bool>,
+    closed: oneshot::Receiver<()>,
+) {
     let idle_limit = idle.limit;
     let mut idle_until = Instant::now() + idle_limit;
     loop {
@@ -372,14 +383,20 @@ async fn read_client(mut source: SplitStream<WebSocket>, audio: AudioSender, idl
         let chunk = match message {
             // Clients that send only binary frames (`websocat -b`) end with
             // the same JSON in one.
-            Some(Ok(Message::Binary(bytes))) if is_end_event(&bytes) => return,
+            Some(Ok(Message::Binary(bytes))) if is_end_event(&bytes) => {
+                drop(audio);
+                return drain(source, closed).await;
+            }
             Some(Ok(Message::Binary(bytes))) => {
                 if bytes.len() >= idle.min_bytes {
                     idle_until = Instant::now() + idle_limit;
                 }
                 Ok(bytes)
             }
-            Some(Ok(Message::Text(text))) if is_end_event(text.as_bytes()) => return,
+            Some(Ok(Message::Text(text))) if is_end_event(text.as_bytes()) => {
+                drop(audio);
+                return drain(source, closed).await;
+            }
             Some(Ok(Message::Text(text))) => Err(ApiError::bad_request(
                 "invalid_message",
                 format!(
@@ -401,6 +418,23 @@ async fn read_client(mut source: SplitStream<WebSocket>, audio: AudioSender, idl
             return;
         }
     }
+}
+
+/// After the client's end event: once the server has sent its last result
+/// and its close frame (`closed`), reads the client's reply to the close,
+/// for a second at most. A socket closed on unread bytes is reset, and the
+/// client may lose the close frame; reading the client's close before the
+/// results are out would end the connection under them.
+async fn drain(mut source: SplitStream<WebSocket>, closed: oneshot::Receiver<()>) {
+    let _ = closed.await;
+    let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, async {
+        while let Some(Ok(message)) = source.next().await {
+            if matches!(message, Message::Close(_)) {
+                return;
+            }
+        }
+    })
+    .await;
 }
 
 /// Whether a message is `{"event": "end"}` (surrounding whitespace allowed).
