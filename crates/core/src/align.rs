@@ -466,11 +466,30 @@ enum Emits {
     Garbage,
 }
 
-/// A state and where it may come from, each with the price of the move.
+/// What a move into a state costs: nothing, skipping a word, or entering
+/// the garbage state ([`AlignOptions`] sets the prices).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Move {
+    Free,
+    Skip,
+    EnterGarbage,
+}
+
+impl Move {
+    fn log_price(self, options: &AlignOptions) -> f32 {
+        match self {
+            Self::Free => 0.0,
+            Self::Skip => -options.skip_penalty,
+            Self::EnterGarbage => -options.garbage_entry_penalty,
+        }
+    }
+}
+
+/// A state and where it may come from, each with the kind of move.
 #[derive(Debug, Clone)]
 struct State {
     emits: Emits,
-    from: Vec<(usize, f32)>,
+    from: Vec<(usize, Move)>,
     /// The spoken word and letter a letter state is.
     letter: Option<(usize, usize)>,
 }
@@ -516,21 +535,19 @@ impl Trellis {
     }
 
     fn connect(mut self, words: &[&[usize]], gaps: &[[usize; 3]], letters: &[Vec<usize>]) -> Self {
-        // Prices are filled in by `viterbi` from the options: here, markers.
-        const SKIP: f32 = f32::NEG_INFINITY;
-        const GARBAGE: f32 = f32::MIN;
         let last_letter = |g: usize| letters[g][letters[g].len() - 1];
         for (g, &[blank, separator, garbage]) in gaps.iter().enumerate() {
             let inner = g > 0 && g < words.len();
-            let mut into_gap = vec![(blank, 0.0), (garbage, 0.0)];
+            let mut into_gap = vec![(blank, Move::Free), (garbage, Move::Free)];
             if inner {
-                into_gap.push((separator, 0.0));
+                into_gap.push((separator, Move::Free));
             }
             if g > 0 {
-                into_gap.push((last_letter(g - 1), 0.0));
+                into_gap.push((last_letter(g - 1), Move::Free));
             }
             self.states[blank].from = into_gap.clone();
-            self.states[garbage].from = into_gap.iter().map(|&(s, _)| (s, if s == garbage { 0.0 } else { GARBAGE })).collect();
+            self.states[garbage].from =
+                into_gap.iter().map(|&(s, _)| (s, if s == garbage { Move::Free } else { Move::EnterGarbage })).collect();
             if inner {
                 self.states[separator].from = into_gap.clone();
             }
@@ -538,25 +555,25 @@ impl Trellis {
             if g > 0 {
                 let [b, s, r] = gaps[g - 1];
                 for target in [blank, garbage] {
-                    self.states[target].from.extend([(b, SKIP), (s, SKIP), (r, SKIP)]);
+                    self.states[target].from.extend([(b, Move::Skip), (s, Move::Skip), (r, Move::Skip)]);
                 }
             }
             if let Some(ids) = letters.get(g) {
                 let first = ids[0];
-                let mut from = vec![(first, 0.0), (blank, 0.0), (garbage, 0.0)];
+                let mut from = vec![(first, Move::Free), (blank, Move::Free), (garbage, Move::Free)];
                 if inner {
-                    from.push((separator, 0.0));
+                    from.push((separator, Move::Free));
                 }
                 if g > 0 && words[g - 1][words[g - 1].len() - 1] != words[g][0] {
-                    from.push((last_letter(g - 1), 0.0));
+                    from.push((last_letter(g - 1), Move::Free));
                 }
                 self.states[first].from = from;
                 for j in 1..ids.len() {
                     let (letter, between, before) = (ids[j], ids[j] - 1, ids[j - 1]);
-                    self.states[between].from = vec![(between, 0.0), (before, 0.0)];
-                    let mut from = vec![(letter, 0.0), (between, 0.0)];
+                    self.states[between].from = vec![(between, Move::Free), (before, Move::Free)];
+                    let mut from = vec![(letter, Move::Free), (between, Move::Free)];
                     if words[g][j] != words[g][j - 1] {
-                        from.push((before, 0.0));
+                        from.push((before, Move::Free));
                     }
                     self.states[letter].from = from;
                 }
@@ -584,15 +601,6 @@ impl Trellis {
         if steps == 0 {
             return vec![None; self.words];
         }
-        let price = |p: f32| {
-            if p == f32::NEG_INFINITY {
-                -options.skip_penalty
-            } else if p == f32::MIN {
-                -options.garbage_entry_penalty
-            } else {
-                p
-            }
-        };
         let emit = |state: &State, t: usize| {
             let frame = log_probs.step(t);
             match state.emits {
@@ -613,7 +621,7 @@ impl Trellis {
             for (s, state) in self.states.iter().enumerate() {
                 let mut best = (f32::NEG_INFINITY, u8::MAX);
                 for (k, &(p, cost)) in state.from.iter().enumerate() {
-                    let candidate = score[p] + price(cost);
+                    let candidate = score[p] + cost.log_price(options);
                     if candidate > best.0 {
                         best = (candidate, k as u8);
                     }

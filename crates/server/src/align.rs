@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-use super::{blocking, hear, upload, ApiError, AppState, SharedState};
+use super::{blocking, hear, in_time, upload, ApiError, AppState, SharedState};
 use hark_core::align::{AlignOptions, Alignment};
 use hark_core::transcript::{to_srt, to_vtt, SegmentRules};
 
@@ -87,8 +87,7 @@ pub(super) async fn align_upload(state: &AppState, audio: Bytes, text: &str, cha
         let worker = recognizer.clone();
         blocking(move || worker.align_pieces(pieces, duration_s, &text, &options)).await?.map_err(ApiError::from)
     };
-    let timeout = state.config.request_timeout;
-    let alignment = tokio::time::timeout(timeout, work).await.map_err(|_| ApiError::timed_out(timeout))??;
+    let alignment = in_time(state, work).await?;
     state.metrics.audio_seconds.inc_by(alignment.duration_s);
     Ok((alignment, recognizer.model().config().name.clone()))
 }

@@ -426,13 +426,18 @@ async fn recognize(state: &AppState, audio: axum::body::Bytes, options: &DecodeO
         let worker = recognizer.clone();
         blocking(move || worker.decode_pieces(pieces, duration_s, decoder.as_ref())).await
     };
-    let timeout = state.config.request_timeout;
-    let transcript = tokio::time::timeout(timeout, work).await.map_err(|_| ApiError::timed_out(timeout))??;
+    let transcript = in_time(state, work).await?;
     state.metrics.audio_seconds.inc_by(transcript.duration_s);
     if transcript.duration_s > 0.0 {
         state.metrics.real_time_factor.observe(started.elapsed().as_secs_f64() / transcript.duration_s);
     }
     Ok((transcript, recognizer))
+}
+
+/// A request's work, cut off at the request timeout.
+async fn in_time<T>(state: &AppState, work: impl std::future::Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
+    let timeout = state.config.request_timeout;
+    tokio::time::timeout(timeout, work).await.map_err(|_| ApiError::timed_out(timeout))?
 }
 
 /// One upload through the network: its audio decoded and cut at pauses,
