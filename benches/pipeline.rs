@@ -15,6 +15,7 @@ use hark_core::ctc::{CtcDecoder, GreedyDecoder};
 use hark_core::features::{Fbank, FbankOptions};
 use hark_core::model::reference::ReferenceModel;
 use hark_core::model::{AcousticModel, LogProbs, ModelFiles};
+use hark_core::pipeline::Heard;
 use hark_core::recognizer::{DecodeOptions, DecoderKind, Recognizer};
 use hark_core::vad::Endpointer;
 
@@ -107,11 +108,11 @@ fn pipeline(c: &mut Criterion) {
     let repeats = 62;
     let text = english.align_text(&vec![sentence; repeats].join(" ")).unwrap();
     let pieces: Vec<(f64, LogProbs)> = (0..repeats).map(|i| (i as f64 * speech.duration_s(), speech_log_probs.clone())).collect();
-    let minutes = repeats as f64 * speech.duration_s();
+    let heard = Heard::new(pieces, repeats as f64 * speech.duration_s());
     let mut group = c.benchmark_group("align");
     group.sample_size(10);
     group.bench_function("align 10 min of speech to its text (after the network)", |b| {
-        b.iter(|| english.align_pieces(pieces.clone(), minutes, &text, &AlignOptions::default()).unwrap())
+        b.iter(|| english.align_heard(heard.clone(), &text, &AlignOptions::default()).unwrap())
     });
     group.finish();
 }

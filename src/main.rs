@@ -14,7 +14,7 @@ use hark_core::align::AlignOptions;
 use hark_core::audio::AudioLimits;
 use hark_core::eval::{evaluate, read_manifest, LogProbsCache};
 use hark_core::lm::build::KneserNey;
-use hark_core::recognizer::{DecodeOptions, Recognizer};
+use hark_core::recognizer::{DecodeOptions, Recognizer, DEFAULT_WINDOW_S};
 use hark_core::stream::StreamConfig;
 use hark_core::transcript::{to_srt, to_vtt, SegmentRules};
 use hark_server::scheduler::SchedulerConfig;
@@ -199,16 +199,23 @@ struct ModelArgs {
     /// Longest audio accepted, in seconds.
     #[arg(long, env = "HARK_MAX_DURATION_S", default_value_t = 600.0)]
     max_duration_s: f64,
+    /// Audio longer than this many seconds (1–600) is cut at pauses into
+    /// pieces at most this long, each recognized on its own.
+    #[arg(long, env = "HARK_WINDOW_S", default_value_t = DEFAULT_WINDOW_S)]
+    window_s: f64,
 }
 
 impl ModelArgs {
     fn load(&self) -> Result<Recognizer, String> {
-        Recognizer::load(self.model.as_deref(), AudioLimits { max_duration_s: self.max_duration_s }, self.lm.as_deref()).map_err(|e| {
-            match &self.model {
-                Some(dir) => format!("cannot load the model in {}: {e}", dir.display()),
-                None => format!("cannot load the built-in model: {e}"),
-            }
-        })
+        if !(1.0..=600.0).contains(&self.window_s) {
+            return Err(format!("--window-s must be a number of seconds from 1 to 600, not {}", self.window_s));
+        }
+        let recognizer = Recognizer::load(self.model.as_deref(), AudioLimits { max_duration_s: self.max_duration_s }, self.lm.as_deref())
+            .map_err(|e| match &self.model {
+            Some(dir) => format!("cannot load the model in {}: {e}", dir.display()),
+            None => format!("cannot load the built-in model: {e}"),
+        })?;
+        Ok(recognizer.with_window_s(self.window_s))
     }
 }
 
@@ -260,10 +267,6 @@ struct ServeArgs {
     /// The largest WebSocket message, in bytes.
     #[arg(long, env = "HARK_MAX_STREAM_MESSAGE_BYTES", default_value_t = ServerConfig::default().max_stream_message_bytes)]
     max_stream_message_bytes: usize,
-    /// Audio longer than this many seconds is cut at pauses into pieces at
-    /// most this long, each recognized on its own.
-    #[arg(long, env = "HARK_WINDOW_S", default_value_t = ServerConfig::default().window_s)]
-    window_s: f64,
     /// Address of the gRPC API (proto/hark/v1/recognizer.proto, with
     /// grpc.health.v1 and reflection).
     #[arg(long, env = "HARK_GRPC_ADDR", default_value = DEFAULT_GRPC_ADDR)]
@@ -349,6 +352,7 @@ impl ServeArgs {
         let positive = |name: &str, value: usize| if value > 0 { Ok(value) } else { Err(format!("--{name} must be at least 1")) };
         let max_duration_s = self.model.max_duration_s;
         seconds("max-duration-s", max_duration_s, 0.1, 86_400.0)?;
+        let window_s = seconds("window-s", self.model.window_s, 1.0, 600.0)?.as_secs_f64();
         let config = ServerConfig {
             api_key: self.api_key.clone().filter(|k| !k.is_empty()),
             max_body_bytes: positive("max-body-bytes", self.max_body_bytes)?,
@@ -365,12 +369,11 @@ impl ServeArgs {
             max_streams_per_client: positive("max-streams-per-client", self.max_streams_per_client)?,
             stream_idle_timeout: seconds("stream-idle-timeout-s", self.stream_idle_timeout_s, 1.0, 86_400.0)?,
             max_stream_message_bytes: positive("max-stream-message-bytes", self.max_stream_message_bytes)?,
-            window_s: seconds("window-s", self.window_s, 1.0, 600.0)?.as_secs_f64(),
             scheduler: self.scheduler.clone(),
             stream: StreamConfig {
                 partial_interval_s: seconds("partial-interval-s", self.partial_interval_s, 0.1, 60.0)?.as_secs_f64(),
                 endpoint_silence_s: seconds("endpoint-silence-s", self.endpoint_silence_s, 0.2, 5.0)?.as_secs_f64(),
-                max_utterance_s: self.window_s,
+                max_utterance_s: window_s,
             },
             grpc_addr: Some(self.grpc_addr),
         };
@@ -390,7 +393,7 @@ impl ServeArgs {
 fn serve(args: ServeArgs, config: ServerConfig) -> Result<(), String> {
     let runtime = runtime()?;
     runtime.block_on(async move {
-        let summary = config_summary(&config, args.addr, args.model.max_duration_s);
+        let summary = config_summary(&config, args.addr, &args.model);
         let server = Server::bind(args.addr, config).await.map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
         let addr = server.local_addr().map_err(|e| e.to_string())?;
         // Tests and scripts read this line to find an ephemeral port.
@@ -442,7 +445,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 }
 
 /// The service's configuration in one line for the start-up log.
-fn config_summary(config: &ServerConfig, addr: SocketAddr, max_duration_s: f64) -> String {
+fn config_summary(config: &ServerConfig, addr: SocketAddr, model: &ModelArgs) -> String {
     let s = &config.scheduler;
     format!(
         "listening on {addr}; workers {}, max batch {}, max wait {} ms, queue {:.0} s of audio, window {:.0} s; \
@@ -451,12 +454,12 @@ fn config_summary(config: &ServerConfig, addr: SocketAddr, max_duration_s: f64) 
         s.max_batch,
         s.max_wait_ms,
         s.max_queue_s,
-        config.window_s,
+        model.window_s,
         config.request_timeout.as_secs_f64(),
         config.drain_timeout.as_secs_f64(),
         config.max_connections,
         config.max_body_bytes / (1024 * 1024),
-        max_duration_s,
+        model.max_duration_s,
         if config.api_key.is_some() { "required" } else { "off" },
     )
 }

@@ -81,7 +81,8 @@ fn eval_prints_wer_cer_and_the_worst_utterances() {
 
 #[test]
 fn eval_cuts_long_files_as_the_server_does() {
-    // 40 s of digits with pauses: longer than the 15 s window, so cut.
+    // 40 s of digits with pauses: longer than the 15 s window, so cut; and
+    // with a 5 s window, set on the command line as in the server.
     let (samples, _) = common::takes_with_pauses(&[common::four_digits(), common::four_digits(), common::four_digits()].concat(), 2.5);
     let dir = std::env::temp_dir().join(format!("hark-cli-long-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -90,16 +91,26 @@ fn eval_cuts_long_files_as_the_server_does() {
     let manifest = dir.join("m.jsonl");
     std::fs::write(&manifest, format!("{{\"audio_filepath\": \"{}\", \"duration\": 40, \"text\": \"x\"}}\n", wav.display())).unwrap();
     let model = common::fixture("fsdd-digits");
-    let out = hark(&["eval", "--model", model.to_str().unwrap(), "--worst", "1", manifest.to_str().unwrap()]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
-    let evaluated = stdout.lines().find_map(|l| l.trim().strip_prefix("hyp:")).unwrap().trim().to_string();
+    for window in [&[][..], &["--window-s", "5"][..]] {
+        let out = hark(&[&["eval", "--model", model.to_str().unwrap(), "--worst", "1"], window, &[manifest.to_str().unwrap()]].concat());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        let evaluated = stdout.lines().find_map(|l| l.trim().strip_prefix("hyp:")).unwrap().trim().to_string();
 
-    let server = common::HarkServer::start_with_model(&model, &[], &[]);
-    let served: serde_json::Value =
-        reqwest::blocking::Client::new().post(server.url("/v1/transcribe")).body(common::wav_16k(&samples)).send().unwrap().json().unwrap();
-    assert!(samples.len() as f64 / 16_000.0 > 30.0 && evaluated.split_whitespace().count() >= 8, "{evaluated}");
-    assert_eq!(evaluated, served["text"].as_str().unwrap());
+        let server = common::HarkServer::start_with_model(&model, window, &[]);
+        let served: serde_json::Value = reqwest::blocking::Client::new()
+            .post(server.url("/v1/transcribe"))
+            .body(common::wav_16k(&samples))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert!(samples.len() as f64 / 16_000.0 > 30.0 && evaluated.split_whitespace().count() >= 8, "{evaluated}");
+        assert_eq!(evaluated, served["text"].as_str().unwrap(), "{window:?}");
+    }
+    let out = hark(&["eval", "--model", model.to_str().unwrap(), "--window-s", "0.5", manifest.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--window-s must be a number of seconds from 1 to 600, not 0.5"));
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::{fsdd, HarkServer};
+use hark_testkit::wav_bytes as wav;
 use reqwest::blocking::Client;
 use serde_json::Value;
 
@@ -53,28 +54,6 @@ fn form(name: &'static str, parts: &[(&str, Option<&str>, &[u8])], status: u16, 
         status,
         code,
     }
-}
-
-/// WAV bytes from a format tag, channels, rate, bits and the data chunk.
-fn wav(tag: u16, channels: u16, rate_hz: u32, bits: u16, data: &[u8]) -> Vec<u8> {
-    let block_align = channels.wrapping_mul(bits.div_ceil(8));
-    let mut fmt = Vec::new();
-    fmt.extend_from_slice(&tag.to_le_bytes());
-    fmt.extend_from_slice(&channels.to_le_bytes());
-    fmt.extend_from_slice(&rate_hz.to_le_bytes());
-    fmt.extend_from_slice(&rate_hz.wrapping_mul(u32::from(block_align)).to_le_bytes());
-    fmt.extend_from_slice(&block_align.to_le_bytes());
-    fmt.extend_from_slice(&bits.to_le_bytes());
-    let mut out = b"RIFF".to_vec();
-    out.extend_from_slice(&((4 + 8 + fmt.len() + 8 + data.len()) as u32).to_le_bytes());
-    out.extend_from_slice(b"WAVE");
-    out.extend_from_slice(b"fmt ");
-    out.extend_from_slice(&(fmt.len() as u32).to_le_bytes());
-    out.extend_from_slice(&fmt);
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out.extend_from_slice(data);
-    out
 }
 
 fn pcm16(rate_hz: u32, seconds: f64) -> Vec<u8> {

@@ -158,13 +158,14 @@ fn cuts_inside_sentences_rarely_split_a_word() {
     // A window of 3 s forces cuts inside every dev utterance longer than
     // that; a cut is mid-word when it falls between the first and last
     // frame of a word the model finds in the whole utterance.
-    let recognizer = Recognizer::load(Some(&common::repo().join("models/hark-en")), AudioLimits::default(), None).unwrap();
+    let load = || Recognizer::load(Some(&common::repo().join("models/hark-en")), AudioLimits::default(), None).unwrap();
+    let (recognizer, short_window) = (load(), load().with_window_s(3.0));
     let (mut cuts, mut mid_word) = (0, 0);
     for utterance in dev_utterances() {
         let words = recognizer.transcribe(&utterance, &GreedyDecoder).unwrap().words;
-        for piece in recognizer.pieces(&utterance, 3.0).iter().skip(1) {
+        for &cut_s in short_window.cut(&utterance).starts_s().iter().skip(1) {
             cuts += 1;
-            if words.iter().any(|w| w.start_s < piece.start_s && piece.start_s < w.end_s) {
+            if words.iter().any(|w| w.start_s < cut_s && cut_s < w.end_s) {
                 mid_word += 1;
             }
         }

@@ -10,7 +10,6 @@ use hark_core::audio::{decode, AudioLimits, Waveform};
 use hark_core::ctc::GreedyDecoder;
 use hark_core::eval::{read_manifest, Scored};
 use hark_core::recognizer::Recognizer;
-use hark_core::recognizer::DEFAULT_WINDOW_S;
 use hark_server::metrics::Metrics;
 use hark_server::scheduler::{Scheduler, SchedulerConfig, SchedulerError};
 
@@ -57,18 +56,17 @@ fn long_audio_cut_at_pauses_is_recognized_as_well_as_whole() {
         assert!(speech.duration_s() > 40.0);
         let log_probs = recognizer.log_probs(&speech).unwrap();
         let whole = recognizer.decode(&log_probs, speech.duration_s(), &GreedyDecoder);
-        let pieces = recognizer.pieces(&speech, DEFAULT_WINDOW_S);
-        assert!(pieces.len() >= 4, "50 s in pieces of at most 15 s");
-        let starts: Vec<f64> = pieces.iter().map(|p| p.start_s).collect();
-        let outputs = rt.block_on(scheduler.log_probs(pieces.into_iter().map(|p| p.features).collect(), speech.duration_s())).unwrap();
-        let steps: usize = outputs.iter().map(|o| o.num_steps()).sum();
+        let cut = recognizer.cut(&speech);
+        assert!(cut.starts_s().len() >= 4, "50 s in pieces of at most 15 s");
+        let heard = rt.block_on(scheduler.hear(cut)).unwrap();
+        let steps: usize = heard.pieces().iter().map(|(_, o)| o.num_steps()).sum();
         // Pure pause between the pieces is not run.
         assert!(
             steps <= log_probs.num_steps() && steps > log_probs.num_steps() / 2,
             "{steps} steps in pieces, {} whole",
             log_probs.num_steps()
         );
-        let cut = recognizer.decode_pieces(starts.into_iter().zip(outputs).collect(), speech.duration_s(), &GreedyDecoder);
+        let cut = recognizer.transcript(heard, &GreedyDecoder);
         assert!(cut.words.windows(2).all(|w| w[0].start_s <= w[1].start_s), "word times run forward across the cuts");
         whole_errors += Scored::new("whole".into(), text.clone(), whole.text, &[]).word_errors;
         cut_errors += Scored::new("cut".into(), text.clone(), cut.text, &[]).word_errors;
@@ -86,14 +84,14 @@ fn concurrent_requests_share_batches_and_get_their_own_answers() {
     let metrics = Arc::new(Metrics::new());
     let config = SchedulerConfig { max_wait_ms: 500, ..Default::default() };
     let scheduler = Scheduler::new(recognizer.shared_model(), config, metrics.clone());
-    let request = |clip: &Waveform| scheduler.log_probs(vec![recognizer.features(clip)], clip.duration_s());
+    let request = |clip: &Waveform| scheduler.hear(recognizer.cut(clip));
     let outputs = runtime().block_on(async {
         let (a, b, c, d) = tokio::join!(request(&clips[0]), request(&clips[1]), request(&clips[2]), request(&clips[3]));
         [a, b, c, d]
     });
     for (clip, output) in clips.iter().zip(outputs) {
         let alone = recognizer.log_probs(clip).unwrap();
-        let diff = alone.data().iter().zip(output.unwrap()[0].data()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let diff = alone.data().iter().zip(output.unwrap().pieces()[0].1.data()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(diff <= 1e-4, "{diff}");
     }
     // All four arrived within the 500 ms wait: one batch.
@@ -110,10 +108,10 @@ fn a_full_queue_refuses_at_once_and_names_the_limit() {
     let rt = runtime();
     rt.block_on(async {
         // The first waits a minute for company; dropping it withdraws it.
-        let first = scheduler.log_probs(vec![recognizer.features(&clip)], clip.duration_s());
+        let first = scheduler.hear(recognizer.cut(&clip));
         tokio::pin!(first);
         assert!(tokio::time::timeout(std::time::Duration::from_millis(50), &mut first).await.is_err());
-        let refused = scheduler.log_probs(vec![recognizer.features(&clip)], clip.duration_s()).await.unwrap_err();
+        let refused = scheduler.hear(recognizer.cut(&clip)).await.unwrap_err();
         assert!(matches!(refused, SchedulerError::Overloaded { retry_after_s: 1.., .. }), "{refused:?}");
         assert!(refused.to_string().contains("limit 15 s"), "{refused}");
         assert_eq!(scheduler.check_capacity(), Ok(()), "9.7 s queued of 15: room for a short one");

@@ -5,7 +5,7 @@
 //! bytes ──[`audio`]──▶ Waveform ──[`features`]──▶ Features ──[`model`]──▶
 //! LogProbs ──[`ctc`]──▶ [`transcript::Transcript`] ──▶ JSON, text, subtitles.
 //! [`recognizer`] runs the whole pipeline, cutting long audio at the pauses
-//! [`vad`] finds; [`stream`] turns live audio into utterances; [`eval`]
+//! [`vad`] finds, through the steps [`pipeline`] names; [`stream`] turns live audio into utterances; [`eval`]
 //! measures it. The service around it is the `hark-server` crate.
 
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -18,6 +18,7 @@ pub mod eval;
 pub mod features;
 pub mod lm;
 pub mod model;
+pub mod pipeline;
 pub mod recognizer;
 pub mod stream;
 pub mod text;

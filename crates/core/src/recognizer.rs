@@ -20,6 +20,7 @@ use crate::error::{Coded, ErrorKind};
 use crate::features::{Fbank, FeatureConfigError, Features};
 use crate::lm::{LmError, NgramLm, BOS, EOS, UNK};
 use crate::model::{AcousticModel, LogProbs, ModelError, ModelFiles, DEFAULT_DECODING, DEFAULT_MODEL};
+use crate::pipeline::{Cut, Heard};
 use crate::transcript::{text_of, Alternative, Transcript, Word};
 use crate::vad;
 
@@ -31,13 +32,6 @@ pub const DEFAULT_WINDOW_S: f64 = 15.0;
 /// Pieces the network runs at once outside the server (which has its own
 /// batching): bounds the memory of one batch.
 const PIECES_PER_BATCH: usize = 8;
-
-/// A stretch of a recording, recognized on its own.
-pub struct Piece {
-    /// Where it starts in the recording.
-    pub start_s: f64,
-    pub features: Features,
-}
 
 /// Why a recognizer could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -191,6 +185,8 @@ pub struct Recognizer {
     lm: Option<Arc<NgramLm>>,
     /// The LM's words, for lexicon mode.
     lexicon: Option<Arc<Lexicon>>,
+    /// Audio longer than this is cut at pauses into pieces this long at most.
+    window_s: f64,
 }
 
 impl Recognizer {
@@ -200,7 +196,22 @@ impl Recognizer {
             let words = lm.words().filter(|w| ![BOS, EOS, UNK].contains(w));
             Arc::new(Lexicon::new(words, model.vocabulary()))
         });
-        Ok(Self { model: Arc::new(model), fbank, limits, decoding, lm: lm.map(Arc::new), lexicon })
+        Ok(Self { model: Arc::new(model), fbank, limits, decoding, lm: lm.map(Arc::new), lexicon, window_s: DEFAULT_WINDOW_S })
+    }
+
+    /// Cuts audio longer than `window_s` seconds at pauses into pieces at
+    /// most that long ([`DEFAULT_WINDOW_S`] unless set here).
+    ///
+    /// # Panics
+    /// When `window_s` is not a positive number of seconds.
+    pub fn with_window_s(self, window_s: f64) -> Self {
+        assert!(window_s > 0.0 && window_s.is_finite(), "a window of {window_s} s");
+        Self { window_s, ..self }
+    }
+
+    /// How long the pieces of long audio are at most.
+    pub fn window_s(&self) -> f64 {
+        self.window_s
     }
 
     /// Loads a model directory with its `decoder.json` and language model,
@@ -318,15 +329,15 @@ impl Recognizer {
         Ok(audio::decode(bytes, &self.limits)?)
     }
 
-    /// Recognizes 16 kHz mono audio, cut at pauses when it is longer than
-    /// [`DEFAULT_WINDOW_S`].
+    /// Recognizes 16 kHz mono audio: [`Self::cut`], [`Self::hear`],
+    /// [`Self::transcript`].
     pub fn transcribe(&self, waveform: &Waveform, decoder: &dyn CtcDecoder) -> Result<Transcript, RecognizeError> {
-        Ok(self.decode_pieces(self.forward_pieces(waveform), waveform.duration_s(), decoder))
+        Ok(self.transcript(self.hear(self.cut(waveform)), decoder))
     }
 
     /// Aligns the words of `text` to 16 kHz mono audio ([`crate::align`]).
     pub fn align(&self, waveform: &Waveform, text: &AlignText, options: &AlignOptions) -> Result<Alignment, AlignError> {
-        self.align_pieces(self.forward_pieces(waveform), waveform.duration_s(), text, options)
+        self.align_heard(self.hear(self.cut(waveform)), text, options)
     }
 
     /// The text to align, in this model's alphabet.
@@ -334,60 +345,42 @@ impl Recognizer {
         AlignText::new(text, self.model.vocabulary())
     }
 
-    /// Aligns `text` to a recording from its pieces' network outputs, each
-    /// with where it starts.
-    pub fn align_pieces(
-        &self,
-        pieces: Vec<(f64, LogProbs)>,
-        duration_s: f64,
-        text: &AlignText,
-        options: &AlignOptions,
-    ) -> Result<Alignment, AlignError> {
-        let vocabulary = self.model.vocabulary();
-        let pieces: Vec<AlignPiece> = pieces
-            .into_iter()
-            .map(|(start_s, log_probs)| {
-                let best = GreedyDecoder.decode(&log_probs, vocabulary).into_iter().next();
-                let recognized = best.map(|h| h.words.into_iter().map(|w| w.word).collect()).unwrap_or_default();
-                AlignPiece { start_s, log_probs, recognized }
-            })
-            .collect();
-        align::align(&pieces, duration_s, text, vocabulary, options)
+    /// Cuts audio longer than the window ([`Self::with_window_s`]) at pauses
+    /// ([`vad::cut`]) and computes each piece's features.
+    pub fn cut(&self, waveform: &Waveform) -> Cut {
+        let ranges = vad::cut(waveform.samples(), self.window_s);
+        let pieces = if ranges.len() == 1 {
+            vec![(0.0, self.features(waveform))]
+        } else {
+            ranges
+                .into_iter()
+                .map(|range| {
+                    let start_s = range.start as f64 / f64::from(SAMPLE_RATE_HZ);
+                    (start_s, self.features(&Waveform::from_samples(waveform.samples()[range].to_vec())))
+                })
+                .collect()
+        };
+        Cut::new(pieces, waveform.duration_s())
     }
 
-    /// The network's output for each piece of the audio, cut as
-    /// [`Self::pieces`] cuts it at the default window, with where it starts.
-    fn forward_pieces(&self, waveform: &Waveform) -> Vec<(f64, LogProbs)> {
-        let pieces = self.pieces(waveform, DEFAULT_WINDOW_S);
-        let mut outputs = Vec::with_capacity(pieces.len());
-        for batch in pieces.chunks(PIECES_PER_BATCH) {
-            let inputs: Vec<&Features> = batch.iter().map(|p| &p.features).collect();
-            outputs.extend(batch.iter().map(|p| p.start_s).zip(self.model.forward_batch(&inputs)));
+    /// Runs the network over a cut's pieces, a few at a time (the service
+    /// runs them through its scheduler instead: [`crate::pipeline`]).
+    pub fn hear(&self, cut: Cut) -> Heard {
+        let (features, placement) = cut.into_parts();
+        let mut outputs = Vec::with_capacity(features.len());
+        for batch in features.chunks(PIECES_PER_BATCH) {
+            outputs.extend(self.model.forward_batch(&batch.iter().collect::<Vec<_>>()));
         }
-        outputs
+        placement.place(outputs)
     }
 
-    /// Cuts audio longer than `window_s` at pauses ([`vad::cut`]) and
-    /// computes each piece's features.
-    pub fn pieces(&self, waveform: &Waveform, window_s: f64) -> Vec<Piece> {
-        let ranges = vad::cut(waveform.samples(), window_s);
-        if ranges.len() == 1 {
-            return vec![Piece { start_s: 0.0, features: self.features(waveform) }];
-        }
-        ranges
-            .into_iter()
-            .map(|range| Piece {
-                start_s: range.start as f64 / f64::from(SAMPLE_RATE_HZ),
-                features: self.features(&Waveform::from_samples(waveform.samples()[range].to_vec())),
-            })
-            .collect()
-    }
-
-    /// The transcript of a recording (or a live stream) from its pieces'
-    /// network outputs, each with where it starts: word times are placed in
-    /// the whole recording, and segments break at the cuts. The n-best list
-    /// is kept for audio recognized in one piece.
-    pub fn decode_pieces(&self, pieces: Vec<(f64, LogProbs)>, duration_s: f64, decoder: &dyn CtcDecoder) -> Transcript {
+    /// The transcript of a recording (or an utterance of a live stream) as
+    /// the network heard it: word times are placed in the whole recording,
+    /// and segments break at the cuts. The n-best list is kept for audio
+    /// recognized in one piece.
+    pub fn transcript(&self, heard: Heard, decoder: &dyn CtcDecoder) -> Transcript {
+        let duration_s = heard.duration_s();
+        let pieces = heard.into_pieces();
         let shift =
             |words: Vec<Word>, by_s: f64| words.into_iter().map(move |w| Word { start_s: w.start_s + by_s, end_s: w.end_s + by_s, ..w });
         if let [(start_s, log_probs)] = pieces.as_slice() {
@@ -403,6 +396,22 @@ impl Recognizer {
         let mut transcript = Transcript::new(words, duration_s);
         transcript.cuts_s = pieces.iter().skip(1).map(|(start_s, _)| *start_s).collect();
         transcript
+    }
+
+    /// Aligns `text` to a recording as the network heard it.
+    pub fn align_heard(&self, heard: Heard, text: &AlignText, options: &AlignOptions) -> Result<Alignment, AlignError> {
+        let vocabulary = self.model.vocabulary();
+        let duration_s = heard.duration_s();
+        let pieces: Vec<AlignPiece> = heard
+            .into_pieces()
+            .into_iter()
+            .map(|(start_s, log_probs)| {
+                let best = GreedyDecoder.decode(&log_probs, vocabulary).into_iter().next();
+                let recognized = best.map(|h| h.words.into_iter().map(|w| w.word).collect()).unwrap_or_default();
+                AlignPiece { start_s, log_probs, recognized }
+            })
+            .collect();
+        align::align(&pieces, duration_s, text, vocabulary, options)
     }
 
     /// The acoustic model's output for 16 kHz mono audio.
@@ -455,6 +464,25 @@ mod tests {
         assert_eq!(transcript.text, "");
         assert!(transcript.words.is_empty());
         assert!((transcript.duration_s - 300.0 / 16_000.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn long_audio_is_cut_into_pieces_no_longer_than_the_window() {
+        let take = audio::decode(include_bytes!("../../../tests/data/formats/7_jackson_1.flac"), &AudioLimits::default()).unwrap();
+        let pause = vec![0.0; 16_000];
+        let samples: Vec<f32> = (0..30).flat_map(|_| [take.samples(), &pause].concat()).collect();
+        let waveform = Waveform::from_samples(samples);
+        assert!(waveform.duration_s() > 40.0);
+        for window_s in [DEFAULT_WINDOW_S, 5.0] {
+            let cut = digits().with_window_s(window_s).cut(&waveform);
+            let ends: Vec<f64> = cut.starts_s().iter().skip(1).copied().chain([waveform.duration_s()]).collect();
+            assert!(cut.starts_s().len() >= (waveform.duration_s() / window_s) as usize, "{window_s} s: {:?}", cut.starts_s());
+            assert!(
+                cut.starts_s().iter().zip(&ends).all(|(start, end)| end - start <= window_s + 1e-9),
+                "{window_s} s: {:?}",
+                cut.starts_s()
+            );
+        }
     }
 
     #[test]

@@ -83,9 +83,9 @@ pub(super) async fn align_upload(state: &AppState, audio: Bytes, text: &str, cha
     let text = recognizer.align_text(text)?;
     let options = AlignOptions { characters, ..AlignOptions::default() };
     let work = async {
-        let (pieces, duration_s) = hear(state, &recognizer, audio).await?;
+        let heard = hear(state, &recognizer, audio).await?;
         let worker = recognizer.clone();
-        blocking(move || worker.align_pieces(pieces, duration_s, &text, &options)).await?.map_err(ApiError::from)
+        blocking(move || worker.align_heard(heard, &text, &options)).await?.map_err(ApiError::from)
     };
     let alignment = in_time(state, work).await?;
     state.metrics.audio_seconds.inc_by(alignment.duration_s);

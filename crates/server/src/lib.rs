@@ -44,11 +44,11 @@ use tokio::net::TcpListener;
 use tracing::Instrument;
 
 use crate::metrics::{Held, Metrics};
-use crate::scheduler::{Admission, Scheduler, SchedulerConfig};
+use crate::scheduler::{Scheduler, SchedulerConfig};
 pub use error::{ApiError, ErrorKind};
 use hark_core::ctc::CtcDecoder;
-use hark_core::model::LogProbs;
-use hark_core::recognizer::{DecodeOptions, Piece, Recognizer, DEFAULT_WINDOW_S};
+use hark_core::pipeline::Heard;
+use hark_core::recognizer::{DecodeOptions, Recognizer};
 use hark_core::stream::StreamConfig;
 use hark_core::transcript::{Segment, SegmentRules, Transcript};
 
@@ -82,9 +82,6 @@ pub struct ServerConfig {
     pub stream_idle_timeout: Duration,
     /// The largest WebSocket message; larger ones close the stream with 1009.
     pub max_stream_message_bytes: usize,
-    /// Longer audio is cut at pauses into pieces at most this long, each
-    /// recognized on its own (and queued as its own job).
-    pub window_s: f64,
     pub scheduler: SchedulerConfig,
     /// When live streams give partial and final results.
     pub stream: StreamConfig,
@@ -107,7 +104,6 @@ impl Default for ServerConfig {
             max_streams_per_client: 16,
             stream_idle_timeout: Duration::from_secs(30),
             max_stream_message_bytes: 1024 * 1024,
-            window_s: DEFAULT_WINDOW_S,
             scheduler: SchedulerConfig::default(),
             stream: StreamConfig::default(),
             grpc_addr: None,
@@ -421,11 +417,7 @@ async fn recognize(state: &AppState, audio: axum::body::Bytes, options: &DecodeO
     // the async workers.
     let (worker, options) = (recognizer.clone(), options.clone());
     let decoder = blocking(move || worker.decoder(&options)).await??;
-    let work = async {
-        let (pieces, duration_s) = hear(state, &recognizer, audio).await?;
-        let worker = recognizer.clone();
-        blocking(move || worker.decode_pieces(pieces, duration_s, decoder.as_ref())).await
-    };
+    let work = async { transcript(&recognizer, hear(state, &recognizer, audio).await?, decoder.into()).await };
     let transcript = in_time(state, work).await?;
     state.metrics.audio_seconds.inc_by(transcript.duration_s);
     if transcript.duration_s > 0.0 {
@@ -440,10 +432,10 @@ async fn in_time<T>(state: &AppState, work: impl std::future::Future<Output = Re
     tokio::time::timeout(timeout, work).await.map_err(|_| ApiError::timed_out(timeout))?
 }
 
-/// One upload through the network: its audio decoded and cut at pauses,
-/// each piece's features, the network's output for each (batched by the
-/// scheduler) with where the piece starts, and the audio's duration.
-async fn hear(state: &AppState, recognizer: &Arc<Recognizer>, audio: axum::body::Bytes) -> Result<(Vec<(f64, LogProbs)>, f64), ApiError> {
+/// One upload through the network: its audio decoded, cut at pauses and
+/// each piece's features computed on the blocking pool, then the pieces
+/// through the scheduler, batched with other requests.
+async fn hear(state: &AppState, recognizer: &Arc<Recognizer>, audio: axum::body::Bytes) -> Result<Heard, ApiError> {
     let scheduler = &state.ready()?.scheduler;
     // When the header states the duration, the request is admitted (or
     // refused) before any decoding. Audio of unknown length is decoded
@@ -459,43 +451,23 @@ async fn hear(state: &AppState, recognizer: &Arc<Recognizer>, audio: axum::body:
         Some(_) => None,
         None => Some(state.decode_slots.acquire().await.expect("the semaphore is never closed")),
     };
-    let (worker, window_s) = (recognizer.clone(), state.config.window_s);
-    let (pieces, duration_s) = blocking(move || {
-        let waveform = worker.read_audio(&audio)?;
-        Ok::<_, ApiError>((worker.pieces(&waveform, window_s), waveform.duration_s()))
-    })
-    .await??;
+    let worker = recognizer.clone();
+    let cut = blocking(move || Ok::<_, ApiError>(worker.cut(&worker.read_audio(&audio)?))).await??;
     // A header that misstated the length is not taken at its word.
     let admission = match (early, stated_s) {
-        (Some(admission), Some(stated_s)) if (duration_s - stated_s).abs() <= 1.0 => admission,
+        (Some(admission), Some(stated_s)) if (cut.duration_s() - stated_s).abs() <= 1.0 => admission,
         (early, _) => {
             drop(early);
-            scheduler.admit(duration_s)?
+            scheduler.admit(cut.duration_s())?
         }
     };
-    Ok((network_outputs(admission, pieces).await?, duration_s))
+    Ok(admission.hear(cut).await?)
 }
 
-/// The pieces' network outputs, batched by the scheduler in the room
-/// `admission` holds, each with where its piece starts.
-async fn network_outputs(admission: Admission<'_>, pieces: Vec<Piece>) -> Result<Vec<(f64, LogProbs)>, ApiError> {
-    let starts: Vec<f64> = pieces.iter().map(|p| p.start_s).collect();
-    let log_probs = admission.log_probs(pieces.into_iter().map(|p| p.features).collect()).await?;
-    Ok(starts.into_iter().zip(log_probs).collect())
-}
-
-/// A recording's pieces through the network (batched by the scheduler, in
-/// the room `admission` holds), then CTC decoding on the blocking pool.
-async fn recognize_pieces(
-    recognizer: &Arc<Recognizer>,
-    admission: Admission<'_>,
-    pieces: Vec<Piece>,
-    duration_s: f64,
-    decoder: Arc<dyn CtcDecoder>,
-) -> Result<Transcript, ApiError> {
-    let pieces = network_outputs(admission, pieces).await?;
+/// The transcript of what the network heard, decoded on the blocking pool.
+async fn transcript(recognizer: &Arc<Recognizer>, heard: Heard, decoder: Arc<dyn CtcDecoder>) -> Result<Transcript, ApiError> {
     let worker = recognizer.clone();
-    blocking(move || worker.decode_pieces(pieces, duration_s, decoder.as_ref())).await
+    blocking(move || worker.transcript(heard, decoder.as_ref())).await
 }
 
 /// Runs request work on the blocking pool. A panic there is a bug: it is

@@ -14,7 +14,7 @@
 //!   ([`SchedulerError::Overloaded`], which the server turns into 503 with
 //!   `Retry-After`) instead of waiting without end;
 //! - long audio arrives cut at pauses into pieces
-//!   ([`hark_core::recognizer::Recognizer::pieces`]) that queue separately, so a
+//!   ([`hark_core::recognizer::Recognizer::cut`]) that queue separately, so a
 //!   long file advances a piece at a time between the short requests
 //!   instead of stalling them.
 
@@ -28,6 +28,7 @@ use crate::metrics::Metrics;
 use hark_core::error::{Coded, ErrorKind};
 use hark_core::features::Features;
 use hark_core::model::{AcousticModel, LogProbs};
+use hark_core::pipeline::{Cut, Heard};
 
 /// How requests are batched and how much may wait.
 #[derive(Debug, Clone)]
@@ -159,10 +160,10 @@ impl Scheduler {
         Ok(())
     }
 
-    /// The acoustic model's output for the pieces of one recording of
-    /// `audio_s` seconds: [`admit`](Self::admit), then [`Admission::log_probs`].
-    pub async fn log_probs(&self, pieces: Vec<Features>, audio_s: f64) -> Result<Vec<LogProbs>, SchedulerError> {
-        self.admit(audio_s)?.log_probs(pieces).await
+    /// One recording through the network: [`admit`](Self::admit), then
+    /// [`Admission::hear`].
+    pub async fn hear(&self, cut: Cut) -> Result<Heard, SchedulerError> {
+        self.admit(cut.duration_s())?.hear(cut).await
     }
 }
 
@@ -174,11 +175,18 @@ pub struct Admission<'a> {
 }
 
 impl Admission<'_> {
+    /// The admitted recording through the network: the network step of the
+    /// pipeline ([`hark_core::pipeline`]) in the service.
+    pub async fn hear(self, cut: Cut) -> Result<Heard, SchedulerError> {
+        let (features, placement) = cut.into_parts();
+        Ok(placement.place(self.log_probs(features).await?))
+    }
+
     /// The acoustic model's output for each piece of the admitted recording.
     /// The pieces queue as separate jobs, batched with whatever else is
     /// waiting. Dropping the future withdraws the request: pieces not yet
     /// started are skipped.
-    pub async fn log_probs(mut self, pieces: Vec<Features>) -> Result<Vec<LogProbs>, SchedulerError> {
+    async fn log_probs(mut self, pieces: Vec<Features>) -> Result<Vec<LogProbs>, SchedulerError> {
         let shared = &self.scheduler.shared;
         let frames: usize = pieces.iter().map(Features::num_frames).sum();
         let mut answers = Vec::with_capacity(pieces.len());

@@ -27,10 +27,11 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use super::{blocking, decode_options, recognize_pieces, ApiError, AppState, ErrorKind, Ready, SharedState};
+use super::{blocking, decode_options, transcript, ApiError, AppState, ErrorKind, Ready, SharedState};
 use hark_core::audio::Container;
 use hark_core::ctc::CtcDecoder;
-use hark_core::recognizer::{DecodeOptions, Piece};
+use hark_core::pipeline::Cut;
+use hark_core::recognizer::DecodeOptions;
 use hark_core::stream::{ResultKind, Stream, StreamFormat, Utterance};
 use hark_core::transcript::{serialize_ms, Word};
 
@@ -254,7 +255,8 @@ async fn recognize(state: &AppState, utterance: Utterance, decoder: Arc<dyn CtcD
     };
     let worker = recognizer.clone();
     let features = blocking(move || worker.features(&waveform)).await?;
-    let transcript = recognize_pieces(recognizer, admission, vec![Piece { start_s, features }], duration_s, decoder).await?;
+    let heard = admission.hear(Cut::whole(start_s, features, duration_s)).await?;
+    let transcript = transcript(recognizer, heard, decoder).await?;
     if kind == ResultKind::Final {
         state.metrics.audio_seconds.inc_by(duration_s);
     }

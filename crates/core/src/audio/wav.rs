@@ -242,28 +242,7 @@ mod tests {
     use std::io::Cursor;
 
     use super::*;
-
-    /// A WAV file from a format tag, a sample rate and the raw data chunk.
-    fn wav_bytes(tag: u16, channels: u16, rate_hz: u32, bits: u16, data: &[u8]) -> Vec<u8> {
-        let block_align = channels * bits.div_ceil(8);
-        let mut fmt = Vec::new();
-        fmt.extend_from_slice(&tag.to_le_bytes());
-        fmt.extend_from_slice(&channels.to_le_bytes());
-        fmt.extend_from_slice(&rate_hz.to_le_bytes());
-        fmt.extend_from_slice(&(rate_hz * u32::from(block_align)).to_le_bytes());
-        fmt.extend_from_slice(&block_align.to_le_bytes());
-        fmt.extend_from_slice(&bits.to_le_bytes());
-        let mut out = b"RIFF".to_vec();
-        out.extend_from_slice(&((4 + 8 + fmt.len() + 8 + data.len()) as u32).to_le_bytes());
-        out.extend_from_slice(b"WAVE");
-        out.extend_from_slice(b"fmt ");
-        out.extend_from_slice(&(fmt.len() as u32).to_le_bytes());
-        out.extend_from_slice(&fmt);
-        out.extend_from_slice(b"data");
-        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        out.extend_from_slice(data);
-        out
-    }
+    use hark_testkit::wav_bytes;
 
     fn hound_wav(spec: hound::WavSpec, write: impl FnOnce(&mut hound::WavWriter<&mut Cursor<Vec<u8>>>)) -> Vec<u8> {
         let mut cursor = Cursor::new(Vec::new());
