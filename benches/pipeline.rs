@@ -17,7 +17,7 @@ use hark_core::model::reference::ReferenceModel;
 use hark_core::model::{AcousticModel, LogProbs, ModelFiles};
 use hark_core::pipeline::Heard;
 use hark_core::recognizer::{DecodeOptions, DecoderKind, Recognizer};
-use hark_core::vad::Endpointer;
+use hark_core::vad::{Endpointer, Loudness};
 
 /// 10 s of a 16-bit WAV at `rate` Hz: a tone sweep under noise.
 fn ten_seconds_wav(rate: u32) -> Vec<u8> {
@@ -108,7 +108,8 @@ fn pipeline(c: &mut Criterion) {
     let repeats = 62;
     let text = english.align_text(&vec![sentence; repeats].join(" ")).unwrap();
     let pieces: Vec<(f64, LogProbs)> = (0..repeats).map(|i| (i as f64 * speech.duration_s(), speech_log_probs.clone())).collect();
-    let heard = Heard::new(pieces, repeats as f64 * speech.duration_s());
+    let recording: Vec<f32> = (0..repeats).flat_map(|_| speech.samples().iter().copied()).collect();
+    let heard = Heard::new(pieces, repeats as f64 * speech.duration_s(), Loudness::of(&recording));
     let mut group = c.benchmark_group("align");
     group.sample_size(10);
     group.bench_function("align 10 min of speech to its text (after the network)", |b| {

@@ -1,7 +1,8 @@
 //! `POST /v1/align` against the real server and the default English model:
 //! words placed where they were said (digits with known spans, read
 //! sentences longer than one piece), a word the speaker skipped and speech
-//! the text lacks, the subtitle and TextGrid formats, and the refusals.
+//! the text lacks, the subtitle and TextGrid formats, and the refusals; and
+//! the English recognizer's word edges against known times.
 
 mod common;
 
@@ -224,4 +225,64 @@ fn subtitles_and_textgrids_and_clear_refusals() {
     assert_eq!(response.json::<Value>().unwrap()["error"]["code"], "missing_text");
     let response = Client::new().post(server.url("/v1/align")).body(wav).send().unwrap();
     assert_eq!(response.json::<Value>().unwrap()["error"]["code"], "missing_file");
+}
+
+/// Word edges against known times: every FSDD test speaker's takes, ten
+/// digits a recording, joined with pauses of known lengths (0.25–0.8 s).
+/// The reference is each take's place in the recording, trimmed where its
+/// energy first and last comes within 40 dB of its loudest 10 ms (FSDD
+/// takes keep a few tens of ms of silence at their edges).
+#[test]
+fn word_edges_fall_within_tens_of_milliseconds_of_where_the_takes_begin_and_end() {
+    use hark_core::align::AlignOptions;
+    use hark_core::audio::{decode, AudioLimits, Waveform};
+    use hark_core::recognizer::Recognizer;
+    const NAMES: [&str; 10] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
+    let recognizer = Recognizer::load(Some(&common::repo().join("models/hark-en")), AudioLimits::default(), None).unwrap();
+    let pauses = [0.25, 0.4, 0.6, 0.8, 0.3, 0.5];
+    let (mut errors, mut unaligned) = (Vec::new(), 0);
+    for speaker in ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"] {
+        for take in 0..3 {
+            let (mut samples, mut reference, mut words) = (Vec::new(), Vec::new(), Vec::new());
+            for (i, digit) in [3, 7, 1, 9, 0, 5, 2, 8, 4, 6].into_iter().enumerate() {
+                let wave = decode(&common::fsdd(&format!("{digit}_{speaker}_{take}.wav")), &AudioLimits::default()).unwrap();
+                samples.resize(samples.len() + (pauses[(i + take) % pauses.len()] * 16_000.0) as usize, 0.0);
+                let (first, last) = trimmed(wave.samples());
+                let at = samples.len();
+                reference.push(((at + first) as f64 / 16_000.0, (at + last) as f64 / 16_000.0));
+                samples.extend_from_slice(wave.samples());
+                words.push(NAMES[digit]);
+            }
+            samples.resize(samples.len() + 8_000, 0.0);
+            let text = recognizer.align_text(&words.join(" ")).unwrap();
+            let alignment = recognizer.align(&Waveform::from_samples(samples), &text, &AlignOptions::default()).unwrap();
+            for (word, (start, end)) in alignment.words.iter().zip(&reference) {
+                match &word.span {
+                    Some(span) => errors.extend([(span.start_s - start).abs(), (span.end_s - end).abs()]),
+                    None => unaligned += 1,
+                }
+            }
+        }
+    }
+    let mean = errors.iter().sum::<f64>() / errors.len() as f64;
+    let within = |s: f64| errors.iter().filter(|&&e| e <= s).count() as f64 / errors.len() as f64;
+    eprintln!(
+        "{} edges: mean error {:.0} ms, {:.0} % within 50 ms, {:.0} % within 100 ms; {unaligned} words unaligned",
+        errors.len(),
+        1000.0 * mean,
+        100.0 * within(0.05),
+        100.0 * within(0.1)
+    );
+    assert!(mean <= 0.04 && within(0.1) >= 0.9 && unaligned <= 6, "mean {mean:.3} s, {:.2} within 100 ms", within(0.1));
+}
+
+/// The first and last sample of a take's 10 ms frames within 40 dB of its
+/// loudest frame.
+fn trimmed(samples: &[f32]) -> (usize, usize) {
+    let energies: Vec<f32> = samples.chunks(160).map(|c| c.iter().map(|s| s * s).sum::<f32>() / c.len() as f32).collect();
+    let loudest = energies.iter().copied().fold(0.0, f32::max);
+    let loud = |e: &f32| *e >= loudest * 1e-4;
+    let first = energies.iter().position(loud).unwrap();
+    let last = energies.iter().rposition(loud).unwrap();
+    (first * 160, ((last + 1) * 160).min(samples.len()))
 }

@@ -31,6 +31,7 @@ use crate::error::{Coded, ErrorKind};
 use crate::model::{LogProbs, Vocabulary, BLANK};
 use crate::text::normalize;
 use crate::transcript::{to_ms, Segment, SegmentRules, Transcript, Word};
+use crate::vad::Loudness;
 
 /// Prices of the escapes, in nats of log probability.
 #[derive(Debug, Clone, Copy)]
@@ -284,9 +285,11 @@ pub struct AlignPiece {
     pub recognized: Vec<String>,
 }
 
-/// Aligns `text` to the pieces of a recording of `duration_s`.
+/// Aligns `text` to the pieces of a recording of `duration_s`; word edges
+/// next to a pause follow the recording's `loudness` ([`refine_edges`]).
 pub fn align(
     pieces: &[AlignPiece],
+    loudness: &Loudness,
     duration_s: f64,
     text: &AlignText,
     vocabulary: &Vocabulary,
@@ -311,6 +314,7 @@ pub fn align(
             spans[k] = found.map(|f| f.placed(&chunk.times, chunk.log_probs.step_s(), &text.spoken[k].2, vocabulary, options.characters));
         }
     }
+    refine_edges(&mut spans, loudness);
     // A written word spans its spoken words; it is aligned when all are.
     let mut words: Vec<AlignedWord> =
         text.written.iter().map(|w| AlignedWord { word: w.clone(), span: None, characters: Vec::new() }).collect();
@@ -335,6 +339,84 @@ pub fn align(
         }
     }
     Ok(Alignment { duration_s, words })
+}
+
+/// How far a word edge may move from where the network placed it.
+const MAX_EDGE_SHIFT_S: f64 = 0.3;
+/// A 10 ms frame this far below the loudest of a word is outside the word.
+const EDGE_DROP_DB: f32 = 35.0;
+/// ... and this far above the background around it.
+const OVER_BACKGROUND_DB: f32 = 10.0;
+/// Edges are moved only where the word stands this far above the
+/// background around it; in noisier audio the network's edges stay.
+const MIN_EDGE_RANGE_DB: f32 = 15.0;
+/// How far around a word its background is measured.
+const BACKGROUND_S: f64 = 1.0;
+
+/// Moves word edges (and the first and last letters') to where the sound
+/// begins and ends. A CTC network fires each letter's spike somewhere
+/// inside its sound: the first often tens of milliseconds after the word
+/// begins, the last before it ends, and on steps of 30 ms. So from the
+/// network's edge, a start moves back through frames still loud (within
+/// [`EDGE_DROP_DB`] of the word's loudest) to the pause before them, and
+/// an end forward to the pause after them; or inward past quiet frames.
+/// Never into a neighbour's span, never more than [`MAX_EDGE_SHIFT_S`],
+/// and not at all where no pause is within reach (words spoken without
+/// one: where one ends and the next begins the loudness does not tell),
+/// where the background is too close to the speech to tell, or where the
+/// loudness is unknown.
+fn refine_edges(spans: &mut [Option<(Span, Vec<CharTime>)>], loudness: &Loudness) {
+    let db = loudness.frames_db();
+    if db.is_empty() {
+        return;
+    }
+    let frame = |t: f64| ((t / Loudness::FRAME_S).round().max(0.0) as usize).min(db.len());
+    let found: Vec<usize> = (0..spans.len()).filter(|&k| spans[k].is_some()).collect();
+    let mut previous_end_s = 0.0;
+    for (n, &k) in found.iter().enumerate() {
+        let next_start_s = found.get(n + 1).and_then(|&j| spans[j].as_ref()).map_or(f64::INFINITY, |(span, _)| span.start_s);
+        let (span, characters) = spans[k].as_mut().expect("found");
+        let (first, last) = (frame(span.start_s), frame(span.end_s));
+        let around = &db[frame(span.start_s - BACKGROUND_S)..frame(span.end_s + BACKGROUND_S)];
+        let Some(peak) = db[first..last].iter().copied().max_by(f32::total_cmp) else {
+            previous_end_s = span.end_s;
+            continue;
+        };
+        let mut levels = around.to_vec();
+        let at = levels.len() / 10;
+        let background = *levels.select_nth_unstable_by(at, f32::total_cmp).1;
+        if peak - background < MIN_EDGE_RANGE_DB {
+            previous_end_s = span.end_s;
+            continue;
+        }
+        let threshold = (peak - EDGE_DROP_DB).max(background + OVER_BACKGROUND_DB);
+        let loud = |f: usize| db[f] >= threshold;
+        // The start: back through loud frames to the pause before them, or
+        // forward past quiet ones.
+        let earliest = frame(previous_end_s.max(span.start_s - MAX_EDGE_SHIFT_S)).min(first);
+        let start = if loud(first) {
+            (earliest..first).rev().find(|&f| !loud(f)).map_or(first, |quiet| quiet + 1)
+        } else {
+            (first..last).find(|&f| loud(f)).unwrap_or(first)
+        };
+        // The end: forward through loud frames to the pause after them, or
+        // back past quiet ones.
+        let latest = frame(next_start_s.min(span.end_s + MAX_EDGE_SHIFT_S)).max(last);
+        let end = if loud(last - 1) {
+            (last..latest).find(|&f| !loud(f)).unwrap_or(last)
+        } else {
+            (start + 1..last).rev().find(|&f| loud(f - 1)).unwrap_or(last)
+        };
+        span.start_s = start as f64 * Loudness::FRAME_S;
+        span.end_s = end as f64 * Loudness::FRAME_S;
+        if let Some(c) = characters.first_mut() {
+            c.start_s = span.start_s;
+        }
+        if let Some(c) = characters.last_mut() {
+            c.end_s = span.end_s;
+        }
+        previous_end_s = span.end_s;
+    }
 }
 
 /// The most frames aligned in one trellis: about a minute at 30 ms a
@@ -694,7 +776,7 @@ mod tests {
         let vocabulary = vocabulary();
         let piece = AlignPiece { start_s: 0.0, log_probs: heard(frames), recognized: Vec::new() };
         let text = AlignText::new(text, &vocabulary).unwrap();
-        align(&[piece], frames.len() as f64 * 0.01, &text, &vocabulary, &AlignOptions::default()).unwrap()
+        align(&[piece], &Loudness::default(), frames.len() as f64 * 0.01, &text, &vocabulary, &AlignOptions::default()).unwrap()
     }
 
     fn times(alignment: &Alignment) -> Vec<(String, Option<(f64, f64)>)> {
@@ -745,7 +827,7 @@ mod tests {
         assert_eq!(AlignText::new("— !! …", &vocabulary).err(), Some(AlignError::NothingAlignable));
         let text = AlignText::new("a long sentence", &vocabulary).unwrap();
         let piece = AlignPiece { start_s: 0.0, log_probs: heard("__a__"), recognized: Vec::new() };
-        let error = align(&[piece], 0.05, &text, &vocabulary, &AlignOptions::default()).unwrap_err();
+        let error = align(&[piece], &Loudness::default(), 0.05, &text, &vocabulary, &AlignOptions::default()).unwrap_err();
         assert_eq!((error.code(), error.kind()), ("text_too_long", ErrorKind::Unprocessable));
     }
 
@@ -770,7 +852,9 @@ mod tests {
             AlignPiece { start_s: 0.0, log_probs: heard("_cat_"), recognized: vec!["cat".into()] },
             AlignPiece { start_s: 10.0, log_probs: heard("__dog"), recognized: vec!["dog".into()] },
         ];
-        let got = align(&pieces, 10.05, &text, &vocabulary, &AlignOptions { characters: true, ..AlignOptions::default() }).unwrap();
+        let got =
+            align(&pieces, &Loudness::default(), 10.05, &text, &vocabulary, &AlignOptions { characters: true, ..AlignOptions::default() })
+                .unwrap();
         assert_eq!(times(&got), vec![("cat".into(), Some((0.01, 0.04))), ("dog".into(), Some((10.02, 10.05)))]);
         let letters: Vec<(&str, f64)> = got.words[1].characters.iter().map(|c| (c.character.as_str(), to_ms(c.start_s))).collect();
         assert_eq!(letters, vec![("d", 10.02), ("o", 10.03), ("g", 10.04)]);

@@ -22,7 +22,7 @@ use crate::lm::{LmError, NgramLm, BOS, EOS, UNK};
 use crate::model::{AcousticModel, LogProbs, ModelError, ModelFiles, DEFAULT_DECODING, DEFAULT_MODEL};
 use crate::pipeline::{Cut, Heard};
 use crate::transcript::{text_of, Alternative, Transcript, Word};
-use crate::vad;
+use crate::vad::{self, Loudness};
 
 /// Audio up to this long is recognized whole; longer audio is cut at pauses
 /// into pieces this long at most (the model was trained on sentences of up
@@ -360,7 +360,7 @@ impl Recognizer {
                 })
                 .collect()
         };
-        Cut::new(pieces, waveform.duration_s())
+        Cut::new(pieces, waveform.duration_s(), Loudness::of(waveform.samples()))
     }
 
     /// Runs the network over a cut's pieces, a few at a time (the service
@@ -401,7 +401,7 @@ impl Recognizer {
     /// Aligns `text` to a recording as the network heard it.
     pub fn align_heard(&self, heard: Heard, text: &AlignText, options: &AlignOptions) -> Result<Alignment, AlignError> {
         let vocabulary = self.model.vocabulary();
-        let duration_s = heard.duration_s();
+        let (duration_s, loudness) = (heard.duration_s(), heard.loudness().clone());
         let pieces: Vec<AlignPiece> = heard
             .into_pieces()
             .into_iter()
@@ -411,7 +411,7 @@ impl Recognizer {
                 AlignPiece { start_s, log_probs, recognized }
             })
             .collect();
-        align::align(&pieces, duration_s, text, vocabulary, options)
+        align::align(&pieces, &loudness, duration_s, text, vocabulary, options)
     }
 
     /// The acoustic model's output for 16 kHz mono audio.

@@ -35,6 +35,29 @@ fn frame_db(samples: &[f32]) -> Vec<f32> {
     samples.chunks_exact(FRAME).map(|f| 10.0 * (f.iter().map(|s| s * s).sum::<f32>() / FRAME as f32 + 1e-10).log10()).collect()
 }
 
+/// A recording's loudness in 10 ms frames, in dB relative to full scale:
+/// finer than the network's steps, so it tells where a sound begins and
+/// ends between the steps a word is placed in ([`crate::align`]).
+#[derive(Debug, Clone, Default)]
+pub struct Loudness {
+    db: Vec<f32>,
+}
+
+impl Loudness {
+    /// Seconds per frame.
+    pub const FRAME_S: f64 = 1.0 / FRAMES_PER_S;
+
+    pub fn of(samples: &[f32]) -> Self {
+        Self { db: frame_db(samples) }
+    }
+
+    /// Each whole frame's loudness in dB, from the start of the recording;
+    /// empty when it is not known.
+    pub fn frames_db(&self) -> &[f32] {
+        &self.db
+    }
+}
+
 /// Speech must stand this far above the background for the background to
 /// be told apart from it.
 const MIN_RANGE_DB: f32 = 12.0;
