@@ -784,6 +784,30 @@ mod tests {
     }
 
     #[test]
+    fn edges_next_to_a_pause_move_to_where_the_sound_begins_and_ends() {
+        // Silence, a sound 0.4–0.7 s, silence, a sound 0.9–1.4 s holding two
+        // words without a pause between them, silence to 2 s.
+        let sound = |t: f64| (0.4..0.7).contains(&t) || (0.9..1.4).contains(&t);
+        let samples: Vec<f32> =
+            (0..32_000).map(|i| i as f64 / 16_000.0).map(|t| if sound(t) { 0.3 * (t * 2_000.0).sin() as f32 } else { 0.0 }).collect();
+        let span = |start_s, end_s| Some((Span { start_s, end_s, score: 1.0 }, Vec::new()));
+        let network = [span(0.45, 0.63), None, span(0.96, 1.05), span(1.14, 1.32)];
+        let edges = |spans: &[Option<(Span, Vec<CharTime>)>]| -> Vec<Option<(f64, f64)>> {
+            spans.iter().map(|s| s.as_ref().map(|(s, _)| (to_ms(s.start_s), to_ms(s.end_s)))).collect()
+        };
+        let mut spans = network.clone();
+        refine_edges(&mut spans, &Loudness::of(&samples));
+        // Where the two words meet, the loudness does not tell: those edges stay.
+        assert_eq!(edges(&spans), [Some((0.4, 0.7)), None, Some((0.9, 1.05)), Some((1.14, 1.4))]);
+
+        // Under noise nearly as loud as the sound, nothing moves.
+        let noisy: Vec<f32> = samples.iter().enumerate().map(|(i, s)| s + if i % 2 == 0 { 0.1 } else { -0.1 }).collect();
+        let mut spans = network.clone();
+        refine_edges(&mut spans, &Loudness::of(&noisy));
+        assert_eq!(edges(&spans), edges(&network));
+    }
+
+    #[test]
     fn words_get_the_frames_of_their_letters() {
         let got = aligned("__ca_at___  __dd_o_g____", "Cat dog.");
         assert_eq!(times(&got), vec![("Cat".into(), Some((0.02, 0.07))), ("dog.".into(), Some((0.14, 0.20)))]);
