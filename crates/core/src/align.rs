@@ -36,8 +36,12 @@ use crate::vad::Loudness;
 /// Prices of the escapes, in nats of log probability.
 #[derive(Debug, Clone, Copy)]
 pub struct AlignOptions {
-    /// Leaving a word of the text unaligned.
+    /// Leaving a word of the text unaligned...
     pub skip_penalty: f32,
+    /// ... and each further word of the same run: a sentence the speaker
+    /// left out is one event, not one per word (priced per word, a long
+    /// run's words would rather be squeezed into its neighbours' audio).
+    pub skip_run_penalty: f32,
     /// Entering the garbage state, and each frame spent in it.
     pub garbage_entry_penalty: f32,
     pub garbage_frame_penalty: f32,
@@ -47,7 +51,7 @@ pub struct AlignOptions {
 
 impl Default for AlignOptions {
     fn default() -> Self {
-        Self { skip_penalty: 8.0, garbage_entry_penalty: 2.0, garbage_frame_penalty: 1.0, characters: false }
+        Self { skip_penalty: 8.0, skip_run_penalty: 3.0, garbage_entry_penalty: 2.0, garbage_frame_penalty: 1.0, characters: false }
     }
 }
 
@@ -548,12 +552,12 @@ enum Emits {
     Garbage,
 }
 
-/// What a move into a state costs: nothing, skipping a word, or entering
-/// the garbage state ([`AlignOptions`] sets the prices).
+/// What a move into a state costs: nothing, or entering the garbage state
+/// ([`AlignOptions`] sets the prices). Skipping words is a move of its own
+/// ([`Trellis::viterbi`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Move {
     Free,
-    Skip,
     EnterGarbage,
 }
 
@@ -561,9 +565,19 @@ impl Move {
     fn log_price(self, options: &AlignOptions) -> f32 {
         match self {
             Self::Free => 0.0,
-            Self::Skip => -options.skip_penalty,
             Self::EnterGarbage => -options.garbage_entry_penalty,
         }
+    }
+}
+
+/// The back pointer of a state entered by skipping words.
+const SKIPPED: u8 = u8::MAX - 1;
+
+/// What leaving `words` consecutive words unaligned costs, in nats.
+fn skip_price(words: usize, options: &AlignOptions) -> f32 {
+    match words {
+        0 => 0.0,
+        n => options.skip_penalty + (n - 1) as f32 * options.skip_run_penalty,
     }
 }
 
@@ -574,6 +588,9 @@ struct State {
     from: Vec<(usize, Move)>,
     /// The spoken word and letter a letter state is.
     letter: Option<(usize, usize)>,
+    /// The gap a blank or garbage state between words is in: it may also
+    /// be entered by skipping the words before it.
+    skip_into: Option<usize>,
 }
 
 /// The alignment graph of a piece's words: gap states (blank, separator,
@@ -581,9 +598,11 @@ struct State {
 /// the blanks between them.
 struct Trellis {
     states: Vec<State>,
-    /// Where each path may start and end, with an end's price.
+    /// Each gap's blank, separator and garbage states.
+    gaps: Vec<[usize; 3]>,
+    /// Where each path may start and end, with the words an end leaves unsaid.
     starts: Vec<usize>,
-    ends: Vec<(usize, f32)>,
+    ends: Vec<(usize, usize)>,
     words: usize,
 }
 
@@ -591,7 +610,7 @@ impl Trellis {
     fn new(words: &[&[usize]], separator: usize) -> Self {
         let mut states: Vec<State> = Vec::new();
         let add = |states: &mut Vec<State>, emits, letter| {
-            states.push(State { emits, from: Vec::new(), letter });
+            states.push(State { emits, from: Vec::new(), letter, skip_into: None });
             states.len() - 1
         };
         // Gap g: before word g (g = words.len(): after the last).
@@ -613,7 +632,10 @@ impl Trellis {
                 letters.push(ids);
             }
         }
-        Self { states, starts: Vec::new(), ends: Vec::new(), words: words.len() }.connect(words, &gaps, &letters)
+        let trellis = Self { states, gaps: Vec::new(), starts: Vec::new(), ends: Vec::new(), words: words.len() };
+        let mut trellis = trellis.connect(words, &gaps, &letters);
+        trellis.gaps = gaps;
+        trellis
     }
 
     fn connect(mut self, words: &[&[usize]], gaps: &[[usize; 3]], letters: &[Vec<usize>]) -> Self {
@@ -633,12 +655,9 @@ impl Trellis {
             if inner {
                 self.states[separator].from = into_gap.clone();
             }
-            // Word g-1 skipped: from the gap before it.
             if g > 0 {
-                let [b, s, r] = gaps[g - 1];
-                for target in [blank, garbage] {
-                    self.states[target].from.extend([(b, Move::Skip), (s, Move::Skip), (r, Move::Skip)]);
-                }
+                self.states[blank].skip_into = Some(g);
+                self.states[garbage].skip_into = Some(g);
             }
             if let Some(ids) = letters.get(g) {
                 let first = ids[0];
@@ -664,16 +683,30 @@ impl Trellis {
         let [b0, _, r0] = gaps[0];
         self.starts = vec![b0, r0, letters[0][0]];
         let n = words.len();
-        self.ends = vec![(last_letter(n - 1), 0.0)];
+        self.ends = vec![(last_letter(n - 1), 0)];
         for (g, &[b, s, r]) in gaps.iter().enumerate() {
             // Ending in an earlier gap leaves the words after it unsaid.
-            let unsaid = (n - g) as f32;
+            let unsaid = n - g;
             self.ends.extend([(b, unsaid), (r, unsaid)]);
             if g > 0 && g < n {
                 self.ends.push((s, unsaid));
             }
         }
         self
+    }
+
+    /// For each gap g, the best way into it by skipping the words before it
+    /// (the run g-k … g-1 for any k), with the state skipped from: a run
+    /// one word longer is the run into g-1 plus a word, or a new run from
+    /// gap g-1, so each frame takes one pass over the gaps, not one per
+    /// run length.
+    fn best_skips(&self, score: &[f32], options: &AlignOptions, skip: &mut [(f32, usize)]) {
+        for g in 1..self.gaps.len() {
+            let source = self.gaps[g - 1].into_iter().max_by(|&a, &b| score[a].total_cmp(&score[b])).expect("three states a gap");
+            let new_run = (score[source] - options.skip_penalty, source);
+            let longer = (skip[g - 1].0 - options.skip_run_penalty, skip[g - 1].1);
+            skip[g] = if longer.0 > new_run.0 { longer } else { new_run };
+        }
     }
 
     /// The best path through the piece's frames; for each word, its
@@ -696,16 +729,28 @@ impl Trellis {
             let entry = if self.states[s].emits == Emits::Garbage { -options.garbage_entry_penalty } else { 0.0 };
             score[s] = entry + emit(&self.states[s], 0);
         }
-        // The predecessor chosen for each state at each frame.
+        // The predecessor chosen for each state at each frame: an index into
+        // its `from`, or SKIPPED with the state skipped from kept per gap.
         let mut back = vec![u8::MAX; steps * count];
+        let gaps = self.gaps.len();
+        let mut skipped_from = vec![0u32; steps * gaps];
+        let mut skip = vec![(f32::NEG_INFINITY, 0usize); gaps];
         let mut next = vec![f32::NEG_INFINITY; count];
         for t in 1..steps {
+            self.best_skips(&score, options, &mut skip);
             for (s, state) in self.states.iter().enumerate() {
                 let mut best = (f32::NEG_INFINITY, u8::MAX);
                 for (k, &(p, cost)) in state.from.iter().enumerate() {
                     let candidate = score[p] + cost.log_price(options);
                     if candidate > best.0 {
                         best = (candidate, k as u8);
+                    }
+                }
+                if let Some(g) = state.skip_into {
+                    let (price, source) = skip[g];
+                    if price > best.0 {
+                        best = (price, SKIPPED);
+                        skipped_from[t * gaps + g] = source as u32;
                     }
                 }
                 next[s] = best.0 + emit(state, t);
@@ -716,15 +761,18 @@ impl Trellis {
         let end = self
             .ends
             .iter()
-            .map(|&(s, unsaid)| (score[s] - unsaid * options.skip_penalty, s))
+            .map(|&(s, unsaid)| (score[s] - skip_price(unsaid, options), s))
             .fold((f32::NEG_INFINITY, usize::MAX), |a, b| if b.0 > a.0 { b } else { a });
         if end.0 == f32::NEG_INFINITY {
             return vec![None; self.words];
         }
         let mut path = vec![end.1; steps];
         for t in (1..steps).rev() {
-            let k = back[t * count + path[t]];
-            path[t - 1] = self.states[path[t]].from[usize::from(k)].0;
+            let state = &self.states[path[t]];
+            path[t - 1] = match back[t * count + path[t]] {
+                SKIPPED => skipped_from[t * gaps + state.skip_into.expect("only gap states are skipped into")] as usize,
+                k => state.from[usize::from(k)].0,
+            };
         }
         // Each letter's first and last frame and its peak log probability.
         let mut found: Vec<Option<Found>> = vec![None; self.words];
@@ -829,6 +877,17 @@ mod tests {
             serde_json::to_value(&got.words[1]).unwrap(),
             serde_json::json!({"word": "dog", "start": null, "end": null, "score": null, "aligned": false})
         );
+    }
+
+    #[test]
+    fn a_run_of_words_the_speaker_left_out_is_skipped_as_one() {
+        // Priced one by one, each of the five one-letter words would rather
+        // take a frame of the pause (a letter where a blank was heard costs
+        // about 5.5 nats, less than a skip); as one run they are skipped.
+        let got = aligned("__cat______emu____", "cat a b c d e emu");
+        let expected =
+            [("cat", Some((0.02, 0.05))), ("a", None), ("b", None), ("c", None), ("d", None), ("e", None), ("emu", Some((0.11, 0.14)))];
+        assert_eq!(times(&got), expected.map(|(w, t)| (w.to_string(), t)));
     }
 
     #[test]
