@@ -47,11 +47,23 @@ pub struct AlignOptions {
     pub garbage_frame_penalty: f32,
     /// Report each letter's time too.
     pub characters: bool,
+    /// Every word said, in order, and nothing else: the plain CTC graph
+    /// over the text's letters with a word separator between words (the
+    /// graph of the CTC loss and of torchaudio's `forced_align`), without
+    /// skips or garbage.
+    pub strict: bool,
 }
 
 impl Default for AlignOptions {
     fn default() -> Self {
-        Self { skip_penalty: 8.0, skip_run_penalty: 3.0, garbage_entry_penalty: 2.0, garbage_frame_penalty: 1.0, characters: false }
+        Self {
+            skip_penalty: 8.0,
+            skip_run_penalty: 3.0,
+            garbage_entry_penalty: 2.0,
+            garbage_frame_penalty: 1.0,
+            characters: false,
+            strict: false,
+        }
     }
 }
 
@@ -313,7 +325,8 @@ pub fn align(
             continue;
         }
         let words: Vec<&[usize]> = mine.iter().map(|&k| text.spoken[k].2.as_slice()).collect();
-        let found = Trellis::new(&words, vocabulary.word_separator()).viterbi(&chunk.log_probs, options);
+        let trellis = if options.strict { Trellis::plain } else { Trellis::new }(&words, vocabulary.word_separator());
+        let found = trellis.viterbi(&chunk.log_probs, options);
         for (&k, found) in mine.iter().zip(found) {
             spans[k] = found.map(|f| f.placed(&chunk.times, chunk.log_probs.step_s(), &text.spoken[k].2, vocabulary, options.characters));
         }
@@ -607,6 +620,32 @@ struct Trellis {
 }
 
 impl Trellis {
+    /// The plain CTC graph: blank, then each token of the words with the
+    /// separator between words, each followed by a blank; a token follows
+    /// the one before it directly unless they are the same.
+    fn plain(words: &[&[usize]], separator: usize) -> Self {
+        let mut tokens: Vec<(usize, Option<(usize, usize)>)> = Vec::new();
+        for (g, word) in words.iter().enumerate() {
+            if g > 0 {
+                tokens.push((separator, None));
+            }
+            tokens.extend(word.iter().enumerate().map(|(j, &token)| (token, Some((g, j)))));
+        }
+        let blank = |from| State { emits: Emits::Blank, from, letter: None, skip_into: None };
+        let mut states = vec![blank(vec![(0, Move::Free)])];
+        for (i, &(token, letter)) in tokens.iter().enumerate() {
+            let (s, previous_token) = (states.len(), (i > 0).then(|| tokens[i - 1].0));
+            let mut from = vec![(s, Move::Free), (s - 1, Move::Free)];
+            if previous_token.is_some_and(|p| p != token) {
+                from.push((s - 2, Move::Free));
+            }
+            states.push(State { emits: Emits::Token(token), from, letter, skip_into: None });
+            states.push(blank(vec![(s + 1, Move::Free), (s, Move::Free)]));
+        }
+        let last = states.len() - 1;
+        Self { states, gaps: Vec::new(), starts: vec![0, 1], ends: vec![(last - 1, 0), (last, 0)], words: words.len() }
+    }
+
     fn new(words: &[&[usize]], separator: usize) -> Self {
         let mut states: Vec<State> = Vec::new();
         let add = |states: &mut Vec<State>, emits, letter| {
