@@ -1,5 +1,6 @@
 //! Long recordings: cut at pauses, recognized in batches, stitched back with
-//! absolute times; and how often the pause detector cuts inside a word.
+//! absolute times, or aligned to their text; and how often the pause
+//! detector cuts inside a word.
 
 mod common;
 
@@ -150,6 +151,52 @@ fn a_ten_minute_file_comes_back_in_segments_that_match_the_pieces_it_was_made_fr
         let stamp = format!("{:02}:{:02}:{:02}", (last / 3600.0) as u32, (last / 60.0) as u32 % 60, last as u32 % 60);
         assert!(text.contains(&stamp), "{format} ends near {stamp}");
     }
+}
+
+#[test]
+#[ignore = "slow tier: tests/run.sh --slow"]
+fn ten_minutes_align_to_their_text_piece_by_piece_in_bounded_memory() {
+    // Ten minutes of FSDD takes as above, in an order where the digit
+    // changes from take to take (as the words of a text do), and their
+    // 450-odd digits as the text, on the digits model: each word must land
+    // in its own take.
+    let takes = common::fsdd_test();
+    let stride = 31; // coprime to the 300 takes: each comes once, the digit changes every take
+    let shuffled: Vec<_> = (0..takes.len()).map(|i| takes[i * stride % takes.len()].clone()).collect();
+    let (samples, pieces) = ten_minutes(&shuffled);
+    let text: Vec<&str> = pieces.iter().map(|(_, t)| t.as_str()).collect();
+    let server = HarkServer::start(&[], &[]);
+    let client = Client::builder().timeout(Duration::from_secs(300)).build().unwrap();
+    let form = multipart::Form::new()
+        .text("text", text.join(" "))
+        .part("file", multipart::Part::bytes(common::wav_16k(&samples)).file_name("long.wav"));
+    let started = std::time::Instant::now();
+    let response = client.post(server.url("/v1/align")).multipart(form).send().unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().unwrap();
+    let words = body["words"].as_array().unwrap();
+    assert_eq!(words.len(), pieces.len());
+    let inside = words
+        .iter()
+        .zip(&pieces)
+        .filter(|(w, (p, _))| {
+            let (start, end) = (w["start"].as_f64(), w["end"].as_f64());
+            start.zip(end).is_some_and(|(s, e)| s >= p.start as f64 / RATE - 0.15 && e <= p.end as f64 / RATE + 0.15)
+        })
+        .count();
+    let aligned = words.iter().filter(|w| w["aligned"] == true).count();
+    eprintln!(
+        "{aligned} of {} words aligned, {inside} inside their take; {elapsed:.1} s for 10 minutes (network included); peak RSS {:.0} MB",
+        words.len(),
+        server.peak_rss_mb()
+    );
+    // The digits model misses some takes with the pause kept around them
+    // (see above): those words are reported unaligned, not misplaced.
+    // Measured: 388 of 451 aligned, 377 inside their take.
+    assert!(aligned as f64 >= 0.8 * words.len() as f64, "{aligned} of {} words aligned", words.len());
+    assert!(inside as f64 >= 0.95 * aligned as f64, "{inside} of {aligned} aligned words inside their take");
+    assert!(server.peak_rss_mb() < 400.0, "peak RSS {:.0} MB", server.peak_rss_mb());
 }
 
 #[test]
