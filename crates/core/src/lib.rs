@@ -24,3 +24,4 @@ pub mod stream;
 pub mod text;
 pub mod transcript;
 pub mod vad;
+pub mod written;
