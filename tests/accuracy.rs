@@ -72,11 +72,9 @@ fn english_model_wer_on_real_speech_stays_at_its_measured_level() {
 
 /// ljspeech-dev as people send speech: Opus at 24 kb/s, in WebM as a
 /// browser records it (ffmpeg's libopus, to a pipe) and in Ogg as a voice
-/// note (opusenc). The WebM costs the model under a point; opusenc's
-/// encoding costs it more (a matter of the model's robustness, which
-/// training with Opus-coded speech addresses), so for the voice notes the
-/// bound is hark's Opus decoder against libopus's (opusdec) on the same
-/// files: the decoder must not cost a point of its own.
+/// note (opusenc): neither may cost the model a point against the WAV
+/// originals. The voice notes decoded by libopus (opusdec) hold hark's own
+/// Opus decoder to the reference: it must not cost a point of its own.
 #[test]
 #[ignore = "slow tier: tests/run.sh --slow"]
 fn english_model_hears_opus_as_it_hears_the_originals() {
@@ -105,12 +103,14 @@ fn english_model_hears_opus_as_it_hears_the_originals() {
     let ogg_wer = wer(&server, "ljspeech-dev Ogg/Opus 24 kb/s (opusenc)", ogg);
     let opusdec_wer = wer(&server, "the same, decoded by libopus (opusdec)", opusdec);
     assert!(webm_wer <= wav_wer + 1.0, "WebM {webm_wer:.2} % against WAV {wav_wer:.2} %");
+    assert!(ogg_wer <= wav_wer + 1.0, "Ogg {ogg_wer:.2} % against WAV {wav_wer:.2} %");
     assert!(ogg_wer <= opusdec_wer + 1.0, "Ogg {ogg_wer:.2} % against libopus's decoding {opusdec_wer:.2} %");
 }
 
 /// The shipped hark-en's measurements through this test (its card has the
-/// same), in percent. The targets are 40, 5 and 10: lower these as the model
-/// improves, never raise them.
+/// same), in percent, or an earlier model's where that was lower (digit
+/// strings: 4.85 %, the shipped model 5.06 %). The targets are 40, 5 and
+/// 10: lower these as the model improves, never raise them.
 const LJSPEECH_DEV_WER: f64 = 46.43;
-const FSDD_TEST_WER: f64 = 6.33;
+const FSDD_TEST_WER: f64 = 6.00;
 const DIGIT_STRINGS_WER: f64 = 4.85;
