@@ -206,16 +206,22 @@ struct ModelArgs {
 }
 
 impl ModelArgs {
-    fn load(&self) -> Result<Recognizer, String> {
-        if !(1.0..=600.0).contains(&self.window_s) {
-            return Err(format!("--window-s must be a number of seconds from 1 to 600, not {}", self.window_s));
+    /// `--window-s`, checked: 1 to 600 seconds.
+    fn window_s(&self) -> Result<f64, String> {
+        match self.window_s {
+            w if (1.0..=600.0).contains(&w) => Ok(w),
+            w => Err(format!("--window-s must be a number of seconds from 1 to 600, not {w}")),
         }
+    }
+
+    fn load(&self) -> Result<Recognizer, String> {
+        let window_s = self.window_s()?;
         let recognizer = Recognizer::load(self.model.as_deref(), AudioLimits { max_duration_s: self.max_duration_s }, self.lm.as_deref())
             .map_err(|e| match &self.model {
             Some(dir) => format!("cannot load the model in {}: {e}", dir.display()),
             None => format!("cannot load the built-in model: {e}"),
         })?;
-        Ok(recognizer.with_window_s(self.window_s))
+        Ok(recognizer.with_window_s(window_s))
     }
 }
 
@@ -352,7 +358,7 @@ impl ServeArgs {
         let positive = |name: &str, value: usize| if value > 0 { Ok(value) } else { Err(format!("--{name} must be at least 1")) };
         let max_duration_s = self.model.max_duration_s;
         seconds("max-duration-s", max_duration_s, 0.1, 86_400.0)?;
-        let window_s = seconds("window-s", self.model.window_s, 1.0, 600.0)?.as_secs_f64();
+        let window_s = self.model.window_s()?;
         let config = ServerConfig {
             api_key: self.api_key.clone().filter(|k| !k.is_empty()),
             max_body_bytes: positive("max-body-bytes", self.max_body_bytes)?,
