@@ -3,8 +3,9 @@
 //! (3×320; hark's fused loop, candle-nn's op-by-op LSTM, and a batch of 16
 //! five-second clips), greedy CTC, and
 //! the beam search (with and without the default 3-gram LM) on the English
-//! model's output for 9.7 s of real speech; a live stream's endpointer over
-//! a minute of it.
+//! model's output for 9.7 s of real speech, and the written text of its
+//! transcript (punctuation model and inverse text normalization); a live
+//! stream's endpointer over a minute of it.
 //!
 //!     cargo bench --bench pipeline
 
@@ -16,7 +17,7 @@ use hark_core::features::{Fbank, FbankOptions};
 use hark_core::model::reference::ReferenceModel;
 use hark_core::model::{AcousticModel, LogProbs, ModelFiles};
 use hark_core::pipeline::Heard;
-use hark_core::recognizer::{DecodeOptions, DecoderKind, Recognizer};
+use hark_core::recognizer::{DecodeOptions, DecoderKind, Recognizer, TextFormat};
 use hark_core::vad::{Endpointer, Loudness};
 
 /// 10 s of a 16-bit WAV at `rate` Hz: a tone sweep under noise.
@@ -97,8 +98,17 @@ fn pipeline(c: &mut Criterion) {
         ),
         ("ctc greedy, 9.7 s speech", DecodeOptions { decoder: Some(DecoderKind::Greedy), ..Default::default() }),
     ] {
-        let decoder = english.decoder(&options).unwrap();
-        c.bench_function(name, |b| b.iter(|| decoder.decode(&speech_log_probs, english.model().vocabulary())));
+        let decoding = english.decoding(&options).unwrap();
+        c.bench_function(name, |b| b.iter(|| decoding.decoder().decode(&speech_log_probs, english.model().vocabulary())));
+    }
+    // Writing a transcript: the greedy transcript of the 9.7 s, spoken and
+    // written; the difference is what writing adds to recognizing it.
+    for (name, text_format) in
+        [("transcript greedy 9.7 s, spoken", TextFormat::Spoken), ("transcript greedy 9.7 s, written", TextFormat::Written)]
+    {
+        let options = DecodeOptions { decoder: Some(DecoderKind::Greedy), text_format: Some(text_format), ..Default::default() };
+        let decoding = english.decoding(&options).unwrap();
+        c.bench_function(name, |b| b.iter(|| english.decode(&speech_log_probs, speech.duration_s(), &decoding)));
     }
     // Forced alignment beyond the network: ten minutes of read speech (the
     // sentence's output 62 times, as 62 pieces) and their text: the greedy

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use hyper::Method;
 
 use hark_core::audio::{Waveform, SAMPLE_RATE_HZ};
-use hark_core::ctc::CtcDecoder;
-use hark_core::recognizer::{RecognizeError, Recognizer};
+use hark_core::recognizer::{Decoding, RecognizeError, Recognizer};
 
 use crate::http::Connection;
 
@@ -32,17 +31,12 @@ pub fn wav_bytes(waveform: &Waveform) -> Vec<u8> {
 
 /// Median real-time factor of `runs` transcriptions of `waveform`, WAV
 /// decoding included (time spent over audio duration).
-pub fn single_stream_rtf(
-    recognizer: &Recognizer,
-    decoder: &dyn CtcDecoder,
-    waveform: &Waveform,
-    runs: usize,
-) -> Result<f64, RecognizeError> {
+pub fn single_stream_rtf(recognizer: &Recognizer, decoding: &Decoding, waveform: &Waveform, runs: usize) -> Result<f64, RecognizeError> {
     let wav = wav_bytes(waveform);
     let mut rtfs = Vec::with_capacity(runs);
     for _ in 0..runs.max(1) {
         let started = Instant::now();
-        recognizer.transcribe_bytes(&wav, decoder)?;
+        recognizer.transcribe_bytes(&wav, decoding)?;
         rtfs.push(started.elapsed().as_secs_f64() / waveform.duration_s());
     }
     Ok(percentile(&mut rtfs, 0.5).expect("at least one run"))

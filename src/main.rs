@@ -415,7 +415,7 @@ fn serve(args: ServeArgs, config: ServerConfig) -> Result<(), String> {
             let model = recognizer.model();
             let config = model.config();
             let load_ms = started.elapsed().as_millis() as u64;
-            let decoder = recognizer.decoder(&DecodeOptions::default()).map_err(|e| e.to_string())?.describe();
+            let decoder = recognizer.decoding(&DecodeOptions::default()).map_err(|e| e.to_string())?.describe();
             tracing::info!(
                 model = %config.name,
                 parameters = model.num_parameters(),
@@ -494,12 +494,12 @@ async fn shutdown_signal() {
 
 fn transcribe(model: &ModelArgs, options: &DecodeOptions, json: bool, files: &[PathBuf]) -> Result<(), String> {
     let recognizer = model.load()?;
-    let decoder = recognizer.decoder(options).map_err(|e| e.to_string())?;
+    let decoding = recognizer.decoding(options).map_err(|e| e.to_string())?;
     let mut failed = false;
     for file in files {
         let result = std::fs::read(file)
             .map_err(|e| e.to_string())
-            .and_then(|bytes| recognizer.transcribe_bytes(&bytes, decoder.as_ref()).map_err(|e| e.to_string()));
+            .and_then(|bytes| recognizer.transcribe_bytes(&bytes, &decoding).map_err(|e| e.to_string()));
         match result {
             Ok(transcript) if json => {
                 let mut value = serde_json::to_value(&transcript).expect("transcripts serialize");
@@ -573,12 +573,12 @@ fn eval(model: &ModelArgs, options: &DecodeOptions, worst: usize, cache: Option<
     if let Some(LogProbsCache::Save(dir)) = &cache {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    let decoder = recognizer.decoder(options).map_err(|e| e.to_string())?;
+    let decoding = recognizer.decoding(options).map_err(|e| e.to_string())?;
     let utterances = read_manifest(manifest).map_err(|e| e.to_string())?;
     let bar = ProgressBar::new(utterances.len() as u64)
         .with_style(ProgressStyle::with_template("{bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}").expect("valid template"));
     let (mut errors, mut words) = (0, 0);
-    let report = evaluate(&recognizer, decoder.as_ref(), &utterances, cache.as_ref(), |scored| {
+    let report = evaluate(&recognizer, &decoding, &utterances, cache.as_ref(), |scored| {
         errors += scored.word_errors;
         words += scored.words;
         bar.set_message(format!("WER {:.2}%", 100.0 * errors as f64 / words.max(1) as f64));
@@ -590,7 +590,7 @@ fn eval(model: &ModelArgs, options: &DecodeOptions, worst: usize, cache: Option<
     println!("manifest:   {} ({} utterances, {:.1} s of audio)", manifest.display(), report.utterances.len(), report.audio_s);
     println!("WER:        {:.2}%", 100.0 * report.wer());
     println!("CER:        {:.2}%", 100.0 * report.cer());
-    println!("decoder:    {}", decoder.describe());
+    println!("decoder:    {}", decoding.describe());
     let timed = if matches!(cache, Some(LogProbsCache::Load(_))) { "decoding only" } else { "one stream" };
     println!("RTF:        {:.4} ({timed})", report.real_time_factor());
     println!("confidence  words  right");
@@ -614,7 +614,7 @@ fn eval(model: &ModelArgs, options: &DecodeOptions, worst: usize, cache: Option<
 fn bench(args: BenchArgs) -> Result<(), String> {
     use crate::bench::{clip, load, peak_rss_mb, single_stream_rtf, wav_bytes};
     let recognizer = Arc::new(args.model.load()?);
-    let decoder = recognizer.decoder(&args.decode).map_err(|e| e.to_string())?;
+    let decoding = recognizer.decoding(&args.decode).map_err(|e| e.to_string())?;
     let bytes = std::fs::read(&args.audio).map_err(|e| format!("cannot read {}: {e}", args.audio.display()))?;
     let speech = recognizer.read_audio(&bytes).map_err(|e| format!("{}: {e}", args.audio.display()))?;
     let config = recognizer.model().config();
@@ -624,11 +624,11 @@ fn bench(args: BenchArgs) -> Result<(), String> {
         config.layers,
         config.hidden,
         recognizer.model().num_parameters() as f64 / 1e6,
-        decoder.describe()
+        decoding.describe()
     );
     println!("single stream, WAV bytes to transcript (median of 5):");
     for &seconds in &args.single_s {
-        let rtf = single_stream_rtf(&recognizer, decoder.as_ref(), &clip(&speech, seconds), 5).map_err(|e| e.to_string())?;
+        let rtf = single_stream_rtf(&recognizer, &decoding, &clip(&speech, seconds), 5).map_err(|e| e.to_string())?;
         println!("  {seconds:>5.1} s audio: RTF {rtf:.4} ({:.1} ms)", rtf * seconds * 1000.0);
     }
     let wav = wav_bytes(&clip(&speech, args.clip_s));

@@ -18,12 +18,13 @@ fn english_model() -> std::path::PathBuf {
     repo().join("models/hark-en")
 }
 
-/// WER in percent of `(audio bytes, reference)` pairs sent to /v1/transcribe.
+/// WER in percent of `(audio bytes, reference)` pairs sent to
+/// /v1/transcribe, on the spoken words.
 fn wer(server: &HarkServer, set: &str, audio: impl IntoIterator<Item = (Vec<u8>, String)>) -> f64 {
     let client = Client::new();
     let (mut wrong, mut words) = (0, 0);
     for (body, reference) in audio {
-        let response = client.post(server.url("/v1/transcribe")).body(body).send().unwrap();
+        let response = client.post(server.url("/v1/transcribe?text_format=spoken")).body(body).send().unwrap();
         assert_eq!(response.status(), 200);
         let json: Value = response.json().unwrap();
         let scored = Scored::new(set.into(), reference, json["text"].as_str().unwrap().to_string(), &[]);

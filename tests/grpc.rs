@@ -59,7 +59,16 @@ fn a_python_grpc_client_recognizes_files_and_streams() {
         );
         assert!((0.0..=1.0).contains(&word[3].as_f64().unwrap()));
         assert_eq!(call["segments"], 1);
+        // Written text, token by token: one token for the one spoken word, timed as it.
+        assert_eq!(call["tokens"][0][0], "three", "{call}");
+        assert_eq!((&call["tokens"][0][1], &call["tokens"][0][2], &call["tokens"][0][3]), (&word[1], &word[2], &serde_json::json!([0])));
     }
+    let spoken = of("recognize_spoken")[0];
+    assert_eq!(
+        (&spoken["text"], &spoken["words"], &spoken["tokens"]),
+        (&Value::from("three"), &Value::from(1), &Value::from(0)),
+        "{spoken}"
+    );
     let n_best = of("recognize_n_best")[0];
     assert_eq!(n_best["alternatives"][0], n_best["text"]);
     assert!(n_best["alternatives"].as_array().unwrap().len() > 1, "{n_best}");
@@ -115,7 +124,7 @@ fn a_python_grpc_client_recognizes_files_and_streams() {
     let metrics = reqwest::blocking::get(server.url("/metrics")).unwrap().text().unwrap();
     let count =
         |route: &str, status: &str| common::metric(&metrics, &format!("hark_requests_total{{route=\"{route}\",status=\"{status}\"}}"));
-    assert_eq!(count("/hark.v1.Recognizer/Recognize", "Ok"), Some(3.0), "{metrics}");
+    assert_eq!(count("/hark.v1.Recognizer/Recognize", "Ok"), Some(4.0), "{metrics}");
     // (The message that does not parse never reaches the service.)
     assert_eq!(count("/hark.v1.Recognizer/Recognize", "InvalidArgument"), Some(2.0));
     assert_eq!(count("/hark.v1.Recognizer/StreamingRecognize", "Ok"), Some(2.0));

@@ -56,6 +56,7 @@ for path in [wav, mp3]:
         text=reply.text,
         duration=reply.duration,
         words=[[w.word, w.start, w.end, w.confidence] for w in reply.words],
+        tokens=[[t.text, t.start, t.end, list(t.words)] for t in reply.tokens],
         segments=len(reply.segments),
         model=reply.model,
     )
@@ -65,6 +66,10 @@ with open(wav, "rb") as f:
 beam = pb.DecodingConfig(decoder=pb.DecodingConfig.BEAM, alternatives=3)
 reply = recognizer.Recognize(pb.RecognizeRequest(audio=audio, decoding=beam))
 emit("recognize_n_best", text=reply.text, alternatives=[a.text for a in reply.alternatives])
+
+spoken = pb.DecodingConfig(text_format=pb.DecodingConfig.SPOKEN)
+reply = recognizer.Recognize(pb.RecognizeRequest(audio=audio, decoding=spoken))
+emit("recognize_spoken", text=reply.text, words=len(reply.words), tokens=len(reply.tokens))
 
 reply = recognizer.Align(pb.AlignRequest(audio=audio, text="Three!", characters=True))
 emit(

@@ -40,7 +40,8 @@ fn measure(server: &HarkServer, cases: &[Case], hotwords: Option<&str>) -> (usiz
     let (mut found, mut errors, mut words) = (0, 0, 0);
     for case in cases {
         let query = hotwords.map(|list| serde_urlencoded::to_string([("hotwords", list)]).unwrap()).unwrap_or_default();
-        let request = client.post(server.url(&format!("/v1/transcribe?{query}")));
+        // Scored on the spoken words.
+        let request = client.post(server.url(&format!("/v1/transcribe?text_format=spoken&{query}")));
         let body: Value = request.body(case.wav.clone()).send().unwrap().json().unwrap();
         let text = body["text"].as_str().unwrap_or_else(|| panic!("no text in {body}"));
         let hyp: Vec<&str> = text.split(' ').filter(|w| !w.is_empty()).collect();

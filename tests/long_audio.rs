@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use common::HarkServer;
 use hark_core::audio::{decode, AudioLimits, Waveform};
-use hark_core::ctc::GreedyDecoder;
 use hark_core::eval::read_manifest;
-use hark_core::recognizer::Recognizer;
+use hark_core::recognizer::{DecodeOptions, DecoderKind, Recognizer};
 use reqwest::blocking::{multipart, Client};
 use serde_json::Value;
 
@@ -209,7 +208,8 @@ fn cuts_inside_sentences_rarely_split_a_word() {
     let (recognizer, short_window) = (load(), load().with_window_s(3.0));
     let (mut cuts, mut mid_word) = (0, 0);
     for utterance in dev_utterances() {
-        let words = recognizer.transcribe(&utterance, &GreedyDecoder).unwrap().words;
+        let greedy = recognizer.decoding(&DecodeOptions { decoder: Some(DecoderKind::Greedy), ..Default::default() }).unwrap();
+        let words = recognizer.transcribe(&utterance, &greedy).unwrap().words;
         for &cut_s in short_window.cut(&utterance).starts_s().iter().skip(1) {
             cuts += 1;
             if words.iter().any(|w| w.start_s < cut_s && cut_s < w.end_s) {

@@ -231,7 +231,10 @@ fn the_page_transcribes_a_dropped_file_follows_playback_and_transcribes_the_micr
             tab.eval("[...document.querySelectorAll('#words .word')].map(w => w.textContent)").await.as_array().unwrap().clone();
         let shown = shown.iter().map(|w| w.as_str().unwrap()).collect::<Vec<_>>().join(" ");
         assert_eq!(shown, served["text"].as_str().unwrap());
-        assert!(digits_right(&shown, &said) >= 3, "shown '{shown}' for {said:?}");
+        let spoken: Vec<&str> = served["words"].as_array().unwrap().iter().map(|w| w["word"].as_str().unwrap()).collect();
+        assert!(digits_right(&spoken.join(" "), &said) >= 3, "heard '{}' for {said:?}", spoken.join(" "));
+        // Written text is shown token by token, each with its time.
+        let units = served.get("tokens").unwrap_or(&served["words"]).clone();
         let segments = tab.eval("document.querySelectorAll('#segments tr').length").await;
         assert_eq!(segments.as_u64(), Some(served["segments"].as_array().unwrap().len() as u64));
 
@@ -251,7 +254,7 @@ fn the_page_transcribes_a_dropped_file_follows_playback_and_transcribes_the_micr
                 .await;
             assert!(seen["count"].as_u64().unwrap() <= 1, "{seen}");
             if let Some(i) = seen["i"].as_i64().filter(|&i| i >= 0) {
-                let word = &served["words"][i as usize];
+                let word = &units[i as usize];
                 let t = seen["t"].as_f64().unwrap();
                 // The frame that drew the highlight may be a frame behind.
                 assert!(
@@ -267,7 +270,7 @@ fn the_page_transcribes_a_dropped_file_follows_playback_and_transcribes_the_micr
             }
             tokio::time::sleep(Duration::from_millis(40)).await;
         }
-        let count = served["words"].as_array().unwrap().len() as u64;
+        let count = units.as_array().unwrap().len() as u64;
         assert_eq!(highlighted, (0..count).collect::<Vec<_>>(), "the words highlighted in turn while it played");
 
         // The microphone, live: finals settle in as the digits are said.

@@ -7,9 +7,8 @@ mod common;
 use std::sync::Arc;
 
 use hark_core::audio::{decode, AudioLimits, Waveform};
-use hark_core::ctc::GreedyDecoder;
 use hark_core::eval::{read_manifest, Scored};
-use hark_core::recognizer::Recognizer;
+use hark_core::recognizer::{DecodeOptions, DecoderKind, Recognizer, TextFormat};
 use hark_server::metrics::Metrics;
 use hark_server::scheduler::{Scheduler, SchedulerConfig, SchedulerError};
 
@@ -51,11 +50,13 @@ fn long_audio_cut_at_pauses_is_recognized_as_well_as_whole() {
     let scheduler = Scheduler::new(recognizer.shared_model(), SchedulerConfig::default(), Arc::new(Metrics::new()));
     let rt = runtime();
     let (mut whole_errors, mut cut_errors, mut words) = (0, 0, 0);
+    let spoken = DecodeOptions { decoder: Some(DecoderKind::Greedy), text_format: Some(TextFormat::Spoken), ..Default::default() };
+    let greedy = recognizer.decoding(&spoken).unwrap();
     for group in 0..2 {
         let (speech, text) = long_speech(group);
         assert!(speech.duration_s() > 40.0);
         let log_probs = recognizer.log_probs(&speech).unwrap();
-        let whole = recognizer.decode(&log_probs, speech.duration_s(), &GreedyDecoder);
+        let whole = recognizer.decode(&log_probs, speech.duration_s(), &greedy);
         let cut = recognizer.cut(&speech);
         assert!(cut.starts_s().len() >= 4, "50 s in pieces of at most 15 s");
         let heard = rt.block_on(scheduler.hear(cut)).unwrap();
@@ -66,7 +67,7 @@ fn long_audio_cut_at_pauses_is_recognized_as_well_as_whole() {
             "{steps} steps in pieces, {} whole",
             log_probs.num_steps()
         );
-        let cut = recognizer.transcript(heard, &GreedyDecoder);
+        let cut = recognizer.transcript(heard, &greedy);
         assert!(cut.words.windows(2).all(|w| w[0].start_s <= w[1].start_s), "word times run forward across the cuts");
         whole_errors += Scored::new("whole".into(), text.clone(), whole.text, &[]).word_errors;
         cut_errors += Scored::new("cut".into(), text.clone(), cut.text, &[]).word_errors;

@@ -178,6 +178,9 @@ fn a_live_stream_gets_partials_while_speaking_and_a_final_per_utterance() {
         // It came at the endpoint, long before the stream ended.
         assert!(*arrived < sent_at(&received.sent, end + 1.0) + 3.0, "final at {arrived} s for a take ending at {end} s");
         right += usize::from(final_["text"] == text.as_str());
+        // Finals are written, token by token; partials stay spoken.
+        let words = final_["words"].as_array().unwrap().len();
+        assert_eq!(final_.get("tokens").map_or(0, |t| t.as_array().unwrap().len()).min(1), words.min(1), "{final_}");
         // At least one partial of this utterance came before its final.
         let early: Vec<_> = partials.iter().filter(|(t, p)| p["start"] == final_["start"] && t < arrived).collect();
         assert!(!early.is_empty(), "no partial before the final {final_}");
@@ -185,6 +188,7 @@ fn a_live_stream_gets_partials_while_speaking_and_a_final_per_utterance() {
     println!("finals: {:?}", finals.iter().map(|(_, f)| f["text"].as_str().unwrap()).collect::<Vec<_>>());
     println!("truth:  {:?}", spans.iter().map(|s| s.2.as_str()).collect::<Vec<_>>());
     assert!(right >= 3, "{right} of 4 finals right");
+    assert!(partials.iter().all(|(_, p)| p.get("tokens").is_none()), "{partials:?}");
 
     println!("{}", Cost::of(&received, &spans));
 }
@@ -358,7 +362,8 @@ fn english_speech_streams_with_partials_every_half_second() {
         .map(|u| (hark_core::audio::decode(&std::fs::read(&u.audio_path).unwrap(), &Default::default()).unwrap(), u.text.clone()))
         .collect();
     let (samples, spans) = common::takes_with_pauses(&sentences, 1.0);
-    let url = format!("ws://{}/v1/stream", server.addr());
+    // Scored on the spoken words.
+    let url = format!("ws://{}/v1/stream?text_format=spoken", server.addr());
     let received = block_on(stream(&url, &common::pcm16(&samples), 16_000, true));
     assert_eq!(received.close, Some(CloseCode::Normal));
     let (finals, partials) = (of_type(&received, "final"), of_type(&received, "partial"));
@@ -372,8 +377,13 @@ fn english_speech_streams_with_partials_every_half_second() {
     let streamed: Vec<String> =
         finals.iter().flat_map(|(_, f)| f["text"].as_str().unwrap().split_whitespace().map(String::from).collect::<Vec<_>>()).collect();
     let reference: Vec<String> = spans.iter().flat_map(|s| s.2.split_whitespace().map(String::from).collect::<Vec<_>>()).collect();
-    let whole: Value =
-        reqwest::blocking::Client::new().post(server.url("/v1/transcribe")).body(common::wav_16k(&samples)).send().unwrap().json().unwrap();
+    let whole: Value = reqwest::blocking::Client::new()
+        .post(server.url("/v1/transcribe?text_format=spoken"))
+        .body(common::wav_16k(&samples))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     let whole_words: Vec<String> = whole["text"].as_str().unwrap().split_whitespace().map(String::from).collect();
     let wer = |hypothesis: &[String]| 100.0 * hark_core::eval::edit_distance(&reference, hypothesis) as f64 / reference.len() as f64;
     let (streamed_wer, whole_wer) = (wer(&streamed), wer(&whole_words));

@@ -6,14 +6,23 @@ write it (lower, Capitalized, UPPER, or its mixed form from a lexicon:
     python -m hark_train.punctuate --out data/punct --minutes 60 --threads 1
 
 Data: ../shared/data/lm-text/written.txt.xz (10 M words of books as
-written), plus any `--extra` text files (one sentence a line, as written:
-questions, commands, dialogue). The books run in order; the last
-`--test-sentences` sentences, after a gap, are held out whole (whole books
-but for the first one's start) and measured against a baseline that
-capitalizes the first word and ends with a period. The best model on the
-held-out text is exported to `--out`: model.safetensors (f16, PyTorch's
-names), config.json, words.txt (the input vocabulary) and mixed.txt (mixed
-forms), with report.json holding the measurements.
+written), plus `--extra` text files (one sentence a line, as written:
+questions, commands, dialogue; training/text/modern-train.txt), drawn for
+`--extra-share` of the training examples. An example is what a recognizer
+hands over: one to four consecutive sentences, all lower case, no marks.
+The books run in order; the last `--test-sentences` sentences, after a
+gap, are held out whole (whole books but for the first one's start), and
+`--extra-test` files (training/text/modern-test.txt, sentences written
+apart from the training ones) are measured one sentence at a time; both
+against a baseline that capitalizes the first word and ends with a period.
+The best model on the held-out text is exported to `--out`:
+model.safetensors (f16, PyTorch's names), config.json, words.txt (the input
+vocabulary) and mixed.txt (mixed forms), with report.json holding the
+measurements. `--init DIR` continues from an export (its vocabulary kept).
+
+    python -m hark_train.punctuate --out data/punct2 --init data/punct \
+        --extra text/modern-train.txt --extra-test text/modern-test.txt \
+        --minutes 20 --lr 1e-3 --threads 1
 """
 
 import argparse
@@ -36,6 +45,8 @@ MARKS = ["", ",", ".", "?", "!"]
 MARK_OF = {",": ",", ";": ",", ":": ",", "--": ",", "—": ",", ".": ".", "?": "?", "!": "!"}
 UNK, PAD = "<unk>", "<pad>"
 WORD = re.compile(r"[A-Za-z][A-Za-z']*")
+# Titles are written abbreviated but spoken whole; their period is not a mark.
+SPOKEN_TITLES = {"Mr": "mister", "Mrs": "missus", "Ms": "miss", "Dr": "doctor"}
 
 
 def tokens_of(sentence):
@@ -46,8 +57,16 @@ def tokens_of(sentence):
     if any(c.isdigit() for c in sentence):
         return []
     out = []
-    for m in re.finditer(r"[A-Za-z][A-Za-z']*|--|[,;:.?!—]", sentence):
+    for m in re.finditer(r"[A-Za-z][A-Za-z']*\.?|--|[,;:.?!—]", sentence):
         piece = m.group()
+        if piece.endswith(".") and piece[:-1] in SPOKEN_TITLES:
+            out.append([SPOKEN_TITLES[piece[:-1]], "capitalized", "", piece[:-1]])
+            continue
+        if piece.endswith(".") and len(piece) > 1:
+            piece = piece[:-1]
+            rest = "."
+        else:
+            rest = None
         if WORD.fullmatch(piece):
             word = piece.strip("'")
             if not word:
@@ -57,6 +76,8 @@ def tokens_of(sentence):
             out.append([word.lower(), case, "", word])
         elif out and piece in MARK_OF and not out[-1][2]:
             out[-1][2] = MARK_OF[piece]
+        if rest and out and not out[-1][2]:
+            out[-1][2] = "."
     return out
 
 
@@ -77,13 +98,27 @@ class Punctuator(nn.Module):
         self.mark = nn.Linear(2 * hidden, len(MARKS))
 
     def forward(self, ids):
-        h, _ = self.lstm(self.embed(ids))
+        # Packed, so that each sequence's backward pass starts at its own last
+        # word, as hark runs it: padding must not teach where a text ends.
+        lengths = (ids != 0).sum(1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(self.embed(ids), lengths, batch_first=True, enforce_sorted=False)
+        h, _ = self.lstm(packed)
+        h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=ids.shape[1])
         return self.case(h), self.mark(h)
 
 
-def windows(stream, length):
-    """The token stream cut into windows of `length` words (the last one shorter)."""
-    return [stream[i:i + length] for i in range(0, len(stream), length)]
+def windows(sentences, rng, most=4, longest=80):
+    """Tokenized sentences grouped into examples of one to `most`
+    consecutive sentences (as a recognizer hears them between pauses), cut
+    at `longest` words."""
+    out, i = [], 0
+    sentences = [s for s in sentences if s]
+    while i < len(sentences):
+        n = rng.randint(1, most)
+        group = [t for s in sentences[i:i + n] for t in s]
+        out.extend(group[j:j + longest] for j in range(0, len(group), longest))
+        i += n
+    return out
 
 
 def encode(window, index):
@@ -149,10 +184,41 @@ def measure(model, windows_, index):
             "baseline": {"marks": f1(base), "case_accuracy": round(base_case_right / max(1, case_all), 4)}}
 
 
+def write_tests(out, tests):
+    """Held-out examples for the Rust side's test: per example, three lines:
+    the spoken words, each word as written, and the mark after each (`_`
+    for none)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, examples in tests.items():
+        with open(out / f"{name}.txt", "w") as f:
+            for ex in examples:
+                f.write(" ".join(t[0] for t in ex) + "\n")
+                f.write(" ".join(t[3] if t[1] == "mixed" else written_form(t[0], t[1]) for t in ex) + "\n")
+                f.write(" ".join(t[2] or "_" for t in ex) + "\n")
+        print(f"{out / name}.txt: {len(examples)} examples, {sum(map(len, examples))} words")
+
+
+def written_form(word, case):
+    return {"lower": word, "capitalized": word[:1].upper() + word[1:], "upper": word.upper()}[case]
+
+
+def load_init(path):
+    """An export's vocabulary and weights (as f32), to continue from."""
+    from safetensors.torch import load_file
+    words = Path(path, "words.txt").read_text().split("\n")[:-1]
+    state = {k: v.float() for k, v in load_file(str(Path(path, "model.safetensors"))).items()}
+    return words, state
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--written", default=str(Path(__file__).resolve().parents[2] / ".." / "shared/data/lm-text/written.txt.xz"))
     p.add_argument("--extra", nargs="*", default=[], help="more text as written, one sentence a line")
+    p.add_argument("--extra-share", type=float, default=0.1, help="share of training examples drawn from --extra")
+    p.add_argument("--extra-test", nargs="*", default=[], help="held-out text as written, measured one sentence at a time")
+    p.add_argument("--init", help="an export to continue from")
+    p.add_argument("--write-tests", type=Path, help="write the held-out examples (books: the first --fixture-examples) here and stop")
+    p.add_argument("--fixture-examples", type=int, default=600)
     p.add_argument("--out", required=True)
     p.add_argument("--max-sentences", type=int, default=0, help="read at most this many book sentences (0: all)")
     p.add_argument("--test-sentences", type=int, default=15000)
@@ -160,7 +226,6 @@ def main():
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--hidden", type=int, default=192)
     p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--window", type=int, default=48, help="words a training example")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--minutes", type=float, default=60)
@@ -173,31 +238,46 @@ def main():
     random.seed(args.seed)
     torch.manual_seed(args.seed)
 
+    rng = random.Random(args.seed)
     sentences = list(read_sentences(args.written, args.max_sentences))
     gap = max(1, args.test_sentences // 8)
     test_sentences = sentences[-args.test_sentences:]
     train_sentences = sentences[:-(args.test_sentences + gap)]
-    for extra in args.extra:
-        lines = [l.strip() for l in Path(extra).read_text().splitlines() if l.strip()]
-        random.shuffle(lines)
-        held = max(1, len(lines) // 10)
-        test_sentences += lines[:held]
-        train_sentences += lines[held:]
-    train_stream = [t for s in train_sentences for t in tokens_of(s)]
-    test_stream = [t for s in test_sentences for t in tokens_of(s)]
+    extra = [l.strip() for f in args.extra for l in Path(f).read_text().splitlines() if l.strip()]
+    extra_test = [l.strip() for f in args.extra_test for l in Path(f).read_text().splitlines() if l.strip()]
+    train_tokens = [tokens_of(s) for s in train_sentences]
+    train_windows = windows(train_tokens, rng)
+    extra_windows = windows([tokens_of(s) for s in extra], rng)
+    tests = {"books": windows([tokens_of(s) for s in test_sentences], random.Random(0))}
+    if extra_test:
+        tests["modern"] = windows([tokens_of(s) for s in extra_test], random.Random(0), most=1)
+    train_stream = [t for s in train_tokens for t in s] + [t for w in extra_windows for t in w]
+    if args.write_tests:
+        write_tests(args.write_tests, {"books": tests["books"][:args.fixture_examples], **{k: v for k, v in tests.items() if k != "books"}})
+        return
 
-    counts = Counter(t[0] for t in train_stream)
-    words = [PAD, UNK] + [w for w, _ in counts.most_common(args.vocab - 2)]
+    if args.init:
+        words, state = load_init(args.init)
+    else:
+        counts = Counter(t[0] for t in train_stream)
+        words = [PAD, UNK] + [w for w, _ in counts.most_common(args.vocab - 2)]
+        state = None
     index = {w: i for i, w in enumerate(words)}
     mixed = Counter((t[0], t[3]) for t in train_stream if t[1] == "mixed")
     lexicon = {}
     for (word, form), n in mixed.most_common():
         lexicon.setdefault(word, form)
-    print(f"train {len(train_stream)} words, test {len(test_stream)}; vocabulary {len(words)}, mixed forms {len(lexicon)}", flush=True)
+    if extra_windows:
+        # Drawn for about --extra-share of the examples.
+        repeat = max(1, round(args.extra_share * len(train_windows) / ((1 - args.extra_share) * len(extra_windows))))
+        train_windows += extra_windows * repeat
+    print(f"train {len(train_stream)} words in {len(train_windows)} examples, test "
+          + ", ".join(f"{k} {sum(map(len, v))} words" for k, v in tests.items())
+          + f"; vocabulary {len(words)}, mixed forms {len(lexicon)}", flush=True)
 
-    train_windows = windows(train_stream, args.window)
-    test_windows = windows(test_stream, args.window)
     model = Punctuator(len(words), args.dim, args.hidden, args.layers)
+    if state:
+        model.load_state_dict(state)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
     loss_fn = nn.CrossEntropyLoss(ignore_index=-100)
     out = Path(args.out)
@@ -206,9 +286,10 @@ def main():
 
     def checkpoint():
         nonlocal best
-        report = measure(model, test_windows, index)
-        score = sum(v["f1"] for v in report["model"]["marks"].values()) / len(MARKS[1:]) + report["model"]["case_accuracy"]
-        print(f"step {step}: " + json.dumps(report["model"]), flush=True)
+        report = {name: measure(model, w, index) for name, w in tests.items()}
+        score = sum(sum(v["f1"] for v in r["model"]["marks"].values()) / len(MARKS[1:]) + r["model"]["case_accuracy"]
+                    for r in report.values())
+        print(f"step {step}: " + json.dumps({name: r["model"] for name, r in report.items()}), flush=True)
         if score > best:
             best = score
             save_file({k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}, out / "model.safetensors")
@@ -217,7 +298,7 @@ def main():
             (out / "words.txt").write_text("\n".join(words) + "\n")
             (out / "mixed.txt").write_text("".join(f"{w}\t{f}\n" for w, f in sorted(lexicon.items())))
             report["step"] = step
-            report["test_words"] = len(test_stream)
+            report["test_words"] = {name: sum(map(len, w)) for name, w in tests.items()}
             (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
 
     while time.time() - start < args.minutes * 60:

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::ctc::CtcDecoder;
 use crate::model::LogProbs;
-use crate::recognizer::{RecognizeError, Recognizer};
+use crate::recognizer::{Decoding, RecognizeError, Recognizer};
+use crate::transcript::text_of;
 
 /// One line of a manifest.
 #[derive(Debug, Clone, PartialEq)]
@@ -196,9 +196,11 @@ impl Report {
 }
 
 /// Recognizes every utterance and scores it; `progress` is called after each.
+/// The spoken words are scored, against the reference as the model would
+/// spell it, whatever the text format.
 pub fn evaluate(
     recognizer: &Recognizer,
-    decoder: &dyn CtcDecoder,
+    decoding: &Decoding,
     utterances: &[Utterance],
     cache: Option<&LogProbsCache>,
     mut progress: impl FnMut(&Scored),
@@ -211,7 +213,7 @@ pub fn evaluate(
                 let path = dir.join(format!("{i:06}.npy"));
                 let log_probs = read_npy(&path, step_s)?;
                 let started = Instant::now();
-                let transcript = recognizer.decode(&log_probs, log_probs.num_steps() as f64 * step_s, decoder);
+                let transcript = recognizer.decode(&log_probs, log_probs.num_steps() as f64 * step_s, decoding);
                 report.compute += started.elapsed();
                 transcript
             }
@@ -225,10 +227,10 @@ pub fn evaluate(
                     Some(LogProbsCache::Save(dir)) => {
                         let log_probs = recognizer.log_probs(&waveform).map_err(recognize_error)?;
                         write_npy(&dir.join(format!("{i:06}.npy")), &log_probs)?;
-                        recognizer.decode(&log_probs, waveform.duration_s(), decoder)
+                        recognizer.decode(&log_probs, waveform.duration_s(), decoding)
                     }
                     // Cut at pauses as the service cuts: the same transcripts.
-                    _ => recognizer.transcribe(&waveform, decoder).map_err(recognize_error)?,
+                    _ => recognizer.transcribe(&waveform, decoding).map_err(recognize_error)?,
                 };
                 report.compute += started.elapsed();
                 transcript
@@ -236,7 +238,7 @@ pub fn evaluate(
         };
         report.audio_s += transcript.duration_s;
         let confidences: Vec<f32> = transcript.words.iter().map(|w| w.confidence).collect();
-        let scored = Scored::new(u.audio_path.clone(), u.text.clone(), transcript.text, &confidences);
+        let scored = Scored::new(u.audio_path.clone(), u.text.clone(), text_of(&transcript.words), &confidences);
         progress(&scored);
         report.utterances.push(scored);
     }

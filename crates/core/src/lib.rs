@@ -19,6 +19,7 @@ pub mod features;
 pub mod lm;
 pub mod model;
 pub mod pipeline;
+pub mod punctuation;
 pub mod recognizer;
 pub mod stream;
 pub mod text;

@@ -14,15 +14,17 @@ use serde::{Deserialize, Serialize};
 use crate::align::{self, AlignError, AlignOptions, AlignPiece, AlignText, Alignment};
 use crate::audio::{self, AudioError, AudioLimits, Waveform, SAMPLE_RATE_HZ};
 use crate::ctc::beam::{BeamOptions, BeamSearchDecoder, Lexicon, LmFusion};
-use crate::ctc::hotwords::{self, HotwordError, Hotwords};
+use crate::ctc::hotwords::{self, Hotword, HotwordError, Hotwords};
 use crate::ctc::{CtcDecoder, GreedyDecoder};
 use crate::error::{Coded, ErrorKind};
 use crate::features::{Fbank, FeatureConfigError, Features};
 use crate::lm::{LmError, NgramLm, BOS, EOS, UNK};
 use crate::model::{AcousticModel, LogProbs, ModelError, ModelFiles, DEFAULT_DECODING, DEFAULT_MODEL};
 use crate::pipeline::{Cut, Heard};
+use crate::punctuation::{PunctuationFiles, Punctuator};
 use crate::transcript::{text_of, Alternative, Transcript, Word};
 use crate::vad::{self, Loudness};
+use crate::written::{self, GivenForm};
 
 /// Audio up to this long is recognized whole; longer audio is cut at pauses
 /// into pieces this long at most (the model was trained on sentences of up
@@ -117,6 +119,49 @@ pub struct DecodeOptions {
     /// Return the N best transcripts (1–20).
     #[cfg_attr(feature = "cli", arg(long))]
     pub alternatives: Option<usize>,
+    /// `written` (punctuation, capitals, numbers as digits; the default) or
+    /// `spoken` (the words as the model spells them).
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    pub text_format: Option<TextFormat>,
+}
+
+/// How a transcript's text is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum TextFormat {
+    /// As people write it: "On the 5th of May, Mr. Smith paid $25."
+    #[default]
+    Written,
+    /// As the model spells it: "on the fifth of may mister smith paid
+    /// twenty five dollars".
+    Spoken,
+}
+
+/// How one request is decoded and written ([`Recognizer::decoding`]).
+#[derive(Clone)]
+pub struct Decoding {
+    decoder: Arc<dyn CtcDecoder>,
+    /// None for spoken text; else the phrases the caller gave (hotwords),
+    /// written as given.
+    written: Option<Vec<GivenForm>>,
+}
+
+impl Decoding {
+    pub fn decoder(&self) -> &dyn CtcDecoder {
+        self.decoder.as_ref()
+    }
+
+    /// The decoder and its settings, for logs and reports.
+    pub fn describe(&self) -> String {
+        self.decoder.describe()
+    }
+
+    /// The same decoding, giving the spoken words as text (a live stream's
+    /// partial results, which change as more audio comes).
+    pub fn spoken(&self) -> Self {
+        Self { decoder: self.decoder.clone(), written: None }
+    }
 }
 
 /// Why a request's decoding options were refused.
@@ -187,6 +232,8 @@ pub struct Recognizer {
     lexicon: Option<Arc<Lexicon>>,
     /// Audio longer than this is cut at pauses into pieces this long at most.
     window_s: f64,
+    /// Punctuation and casing for written transcripts.
+    punctuator: Option<Punctuator>,
 }
 
 impl Recognizer {
@@ -196,7 +243,25 @@ impl Recognizer {
             let words = lm.words().filter(|w| ![BOS, EOS, UNK].contains(w));
             Arc::new(Lexicon::new(words, model.vocabulary()))
         });
-        Ok(Self { model: Arc::new(model), fbank, limits, decoding, lm: lm.map(Arc::new), lexicon, window_s: DEFAULT_WINDOW_S })
+        Ok(Self {
+            model: Arc::new(model),
+            fbank,
+            limits,
+            decoding,
+            lm: lm.map(Arc::new),
+            lexicon,
+            window_s: DEFAULT_WINDOW_S,
+            punctuator: None,
+        })
+    }
+
+    /// Writes transcripts with this punctuation and casing model.
+    pub fn with_punctuator(self, punctuator: Punctuator) -> Self {
+        Self { punctuator: Some(punctuator), ..self }
+    }
+
+    pub fn punctuator(&self) -> Option<&Punctuator> {
+        self.punctuator.as_ref()
     }
 
     /// Cuts audio longer than `window_s` seconds at pauses into pieces at
@@ -214,9 +279,10 @@ impl Recognizer {
         self.window_s
     }
 
-    /// Loads a model directory with its `decoder.json` and language model,
-    /// or the embedded default when `dir` is None. `lm` replaces the
-    /// directory's language model and makes beam search the default.
+    /// Loads a model directory with its `decoder.json`, language model and
+    /// punctuation model (`punctuation/`), or the embedded default when
+    /// `dir` is None. `lm` replaces the directory's language model and makes
+    /// beam search the default.
     pub fn load(dir: Option<&Path>, limits: AudioLimits, lm: Option<&Path>) -> Result<Self, LoadError> {
         let (model, mut decoding) = match dir {
             Some(dir) => (AcousticModel::load_dir(dir)?, read_decoder_config(dir)?),
@@ -238,7 +304,15 @@ impl Recognizer {
                 decoding.lm.is_some().then(|| NgramLm::from_bytes(DEFAULT_DECODING.1, &path)).transpose()?
             }
         };
-        Self::new(model, limits, decoding, lm)
+        let punctuator = match dir {
+            Some(dir) => Punctuator::load_beside(dir)?,
+            None => Some(Punctuator::load(&PunctuationFiles::embedded_default())?),
+        };
+        let recognizer = Self::new(model, limits, decoding, lm)?;
+        Ok(match punctuator {
+            Some(punctuator) => recognizer.with_punctuator(punctuator),
+            None => recognizer,
+        })
     }
 
     pub fn model(&self) -> &AcousticModel {
@@ -250,10 +324,17 @@ impl Recognizer {
         self.model.clone()
     }
 
-    /// The decoder a request asks for, on top of the model's defaults.
-    pub fn decoder(&self, options: &DecodeOptions) -> Result<Box<dyn CtcDecoder>, DecodeOptionsError> {
-        let d = &self.decoding;
+    /// How a request asks to be decoded and written, on top of the model's
+    /// defaults.
+    pub fn decoding(&self, options: &DecodeOptions) -> Result<Decoding, DecodeOptionsError> {
         let hotwords = options.hotwords.as_deref().map(hotwords::parse).transpose()?.unwrap_or_default();
+        let written = (options.text_format.unwrap_or_default() == TextFormat::Written)
+            .then(|| hotwords.iter().filter_map(|h| GivenForm::new(&h.written)).collect());
+        Ok(Decoding { decoder: self.decoder(options, &hotwords)?.into(), written })
+    }
+
+    fn decoder(&self, options: &DecodeOptions, hotwords: &[Hotword]) -> Result<Box<dyn CtcDecoder>, DecodeOptionsError> {
+        let d = &self.decoding;
         // Asking for what only beam search does implies beam search.
         let beam_only = [
             ("hotwords", !hotwords.is_empty()),
@@ -295,14 +376,14 @@ impl Recognizer {
                 alternatives,
             },
             lm: self.lm.clone().map(|lm| LmFusion { lm, weight: lm_weight, word_bonus }),
-            hotwords: Hotwords::new(&hotwords, self.model.vocabulary())?,
+            hotwords: Hotwords::new(hotwords, self.model.vocabulary())?,
             lexicon: self.lexicon.clone().filter(|_| oov_penalty > 0.0).map(|l| (l, oov_penalty)),
         }))
     }
 
     /// Decodes an audio file and recognizes it.
-    pub fn transcribe_bytes(&self, bytes: &[u8], decoder: &dyn CtcDecoder) -> Result<Transcript, RecognizeError> {
-        self.transcribe(&self.read_audio(bytes)?, decoder)
+    pub fn transcribe_bytes(&self, bytes: &[u8], decoding: &Decoding) -> Result<Transcript, RecognizeError> {
+        self.transcribe(&self.read_audio(bytes)?, decoding)
     }
 
     /// The duration of an audio file from its header, within this
@@ -331,8 +412,8 @@ impl Recognizer {
 
     /// Recognizes 16 kHz mono audio: [`Self::cut`], [`Self::hear`],
     /// [`Self::transcript`].
-    pub fn transcribe(&self, waveform: &Waveform, decoder: &dyn CtcDecoder) -> Result<Transcript, RecognizeError> {
-        Ok(self.transcript(self.hear(self.cut(waveform)), decoder))
+    pub fn transcribe(&self, waveform: &Waveform, decoding: &Decoding) -> Result<Transcript, RecognizeError> {
+        Ok(self.transcript(self.hear(self.cut(waveform)), decoding))
     }
 
     /// Aligns the words of `text` to 16 kHz mono audio ([`crate::align`]).
@@ -378,24 +459,45 @@ impl Recognizer {
     /// the network heard it: word times are placed in the whole recording,
     /// and segments break at the cuts. The n-best list is kept for audio
     /// recognized in one piece.
-    pub fn transcript(&self, heard: Heard, decoder: &dyn CtcDecoder) -> Transcript {
+    pub fn transcript(&self, heard: Heard, decoding: &Decoding) -> Transcript {
         let duration_s = heard.duration_s();
         let pieces = heard.into_pieces();
         let shift =
             |words: Vec<Word>, by_s: f64| words.into_iter().map(move |w| Word { start_s: w.start_s + by_s, end_s: w.end_s + by_s, ..w });
         if let [(start_s, log_probs)] = pieces.as_slice() {
-            let mut transcript = self.decode(log_probs, duration_s, decoder);
+            let mut transcript = self.decode(log_probs, duration_s, decoding);
             transcript.words = shift(std::mem::take(&mut transcript.words), *start_s).collect();
+            transcript.tokens.iter_mut().for_each(|t| (t.start_s, t.end_s) = (t.start_s + start_s, t.end_s + start_s));
             return transcript;
         }
         let mut words: Vec<Word> = Vec::new();
         for (start_s, log_probs) in &pieces {
-            let best = decoder.decode(log_probs, self.model.vocabulary()).into_iter().next().map(|h| h.words).unwrap_or_default();
+            let best = decoding.decoder.decode(log_probs, self.model.vocabulary()).into_iter().next().map(|h| h.words).unwrap_or_default();
             words.extend(shift(best, *start_s));
         }
         let mut transcript = Transcript::new(words, duration_s);
         transcript.cuts_s = pieces.iter().skip(1).map(|(start_s, _)| *start_s).collect();
+        self.write(&mut transcript, decoding);
         transcript
+    }
+
+    /// Writes a transcript's text, and its alternatives', as the request
+    /// asks ([`written::write`]), punctuated in one batch.
+    fn write(&self, transcript: &mut Transcript, decoding: &Decoding) {
+        let Some(given) = &decoding.written else { return };
+        let texts: Vec<Vec<String>> = std::iter::once(transcript.words.iter().map(|w| w.word.clone()).collect())
+            .chain(transcript.alternatives.iter().map(|a| a.text.split_whitespace().map(String::from).collect()))
+            .collect();
+        let texts: Vec<Vec<&str>> = texts.iter().map(|t| t.iter().map(String::as_str).collect()).collect();
+        let slices: Vec<&[&str]> = texts.iter().map(Vec::as_slice).collect();
+        let punctuated = self.punctuator.as_ref().map(|p| p.punctuate(&slices));
+        let mut written =
+            slices.iter().enumerate().map(|(i, words)| written::write(words, punctuated.as_ref().map(|p| p[i].as_slice()), given));
+        let first = written.next().unwrap_or_default();
+        for (alternative, tokens) in transcript.alternatives.iter_mut().zip(written) {
+            alternative.text = tokens.into_iter().map(|t| t.text).collect::<Vec<_>>().join(" ");
+        }
+        transcript.write(first);
     }
 
     /// Aligns `text` to a recording as the network heard it.
@@ -425,8 +527,8 @@ impl Recognizer {
     }
 
     /// The transcript of the acoustic model's output for `duration_s` of audio.
-    pub fn decode(&self, log_probs: &LogProbs, duration_s: f64, decoder: &dyn CtcDecoder) -> Transcript {
-        let hypotheses = decoder.decode(log_probs, self.model.vocabulary());
+    pub fn decode(&self, log_probs: &LogProbs, duration_s: f64, decoding: &Decoding) -> Transcript {
+        let hypotheses = decoding.decoder.decode(log_probs, self.model.vocabulary());
         let alternatives = if hypotheses.len() > 1 {
             hypotheses.iter().map(|h| Alternative { text: text_of(&h.words), score: h.score }).collect()
         } else {
@@ -435,6 +537,7 @@ impl Recognizer {
         let best = hypotheses.into_iter().next().map(|h| h.words).unwrap_or_default();
         let mut transcript = Transcript::new(best, duration_s);
         transcript.alternatives = alternatives;
+        self.write(&mut transcript, decoding);
         transcript
     }
 }
@@ -451,16 +554,20 @@ fn read_decoder_config(dir: &Path) -> Result<DecoderConfig, LoadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ctc::GreedyDecoder;
 
     fn digits() -> Recognizer {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/fsdd-digits");
         Recognizer::load(Some(&dir), AudioLimits::default(), None).unwrap()
     }
 
+    fn greedy(r: &Recognizer) -> Decoding {
+        r.decoding(&DecodeOptions { decoder: Some(DecoderKind::Greedy), ..Default::default() }).unwrap()
+    }
+
     #[test]
     fn audio_shorter_than_one_network_step_gives_an_empty_transcript() {
-        let transcript = digits().transcribe(&Waveform::from_samples(vec![0.0; 300]), &GreedyDecoder).unwrap();
+        let r = digits();
+        let transcript = r.transcribe(&Waveform::from_samples(vec![0.0; 300]), &greedy(&r)).unwrap();
         assert_eq!(transcript.text, "");
         assert!(transcript.words.is_empty());
         assert!((transcript.duration_s - 300.0 / 16_000.0).abs() < 1e-9);
@@ -487,7 +594,8 @@ mod tests {
 
     #[test]
     fn audio_errors_pass_through_unchanged() {
-        let err = digits().transcribe_bytes(b"not audio at all", &GreedyDecoder).unwrap_err();
+        let r = digits();
+        let err = r.transcribe_bytes(b"not audio at all", &greedy(&r)).unwrap_err();
         assert!(matches!(err, RecognizeError::Audio(AudioError::UnknownFormat { .. })), "{err}");
     }
 
@@ -500,22 +608,23 @@ mod tests {
         assert_eq!(recognizer.decoding, from_dir.decoding);
         assert_eq!(recognizer.decoding.decoder, DecoderKind::Beam);
         assert!(recognizer.lm.is_some());
+        assert!(recognizer.punctuator().is_some() && from_dir.punctuator().is_some());
     }
 
     #[test]
     fn beam_only_options_imply_beam_search_and_are_refused_with_greedy() {
         let r = digits();
-        assert!(r.decoder(&DecodeOptions { hotwords: Some("nine".into()), ..Default::default() }).is_ok());
+        assert!(r.decoding(&DecodeOptions { hotwords: Some("nine".into()), ..Default::default() }).is_ok());
         let greedy_with_hotwords =
             DecodeOptions { decoder: Some(DecoderKind::Greedy), hotwords: Some("nine".into()), ..Default::default() };
-        assert_eq!(r.decoder(&greedy_with_hotwords).err(), Some(DecodeOptionsError::NeedsBeam("hotwords")));
+        assert_eq!(r.decoding(&greedy_with_hotwords).err(), Some(DecodeOptionsError::NeedsBeam("hotwords")));
         let too_wide = DecodeOptions { beam_size: Some(1000), ..Default::default() };
-        assert!(matches!(r.decoder(&too_wide).err(), Some(DecodeOptionsError::OutOfRange { name: "beam_size", .. })));
+        assert!(matches!(r.decoding(&too_wide).err(), Some(DecodeOptionsError::OutOfRange { name: "beam_size", .. })));
         let no_lm = DecodeOptions { lm_weight: Some(0.5), ..Default::default() };
-        assert_eq!(r.decoder(&no_lm).err(), Some(DecodeOptionsError::NeedsLm("lm_weight")));
+        assert_eq!(r.decoding(&no_lm).err(), Some(DecodeOptionsError::NeedsLm("lm_weight")));
         for decoder in [None, Some(DecoderKind::Greedy), Some(DecoderKind::Beam)] {
             let none = DecodeOptions { decoder, alternatives: Some(0), ..Default::default() };
-            assert!(matches!(r.decoder(&none).err(), Some(DecodeOptionsError::OutOfRange { name: "alternatives", .. })), "{decoder:?}");
+            assert!(matches!(r.decoding(&none).err(), Some(DecodeOptionsError::OutOfRange { name: "alternatives", .. })), "{decoder:?}");
         }
     }
 
@@ -524,8 +633,8 @@ mod tests {
         let r = digits();
         // An FSDD take kept in the repository, so unit tests need no shared data.
         let wav = include_bytes!("../../../tests/data/formats/7_jackson_1.flac");
-        let decoder = r.decoder(&DecodeOptions { alternatives: Some(3), ..Default::default() }).unwrap();
-        let t = r.transcribe_bytes(wav, decoder.as_ref()).unwrap();
+        let decoding = r.decoding(&DecodeOptions { alternatives: Some(3), ..Default::default() }).unwrap();
+        let t = r.transcribe_bytes(wav, &decoding).unwrap();
         assert_eq!(t.alternatives.len(), 3);
         assert_eq!(t.alternatives[0].text, t.text);
         assert!(t.alternatives.windows(2).all(|w| w[0].score >= w[1].score && w[0].text != w[1].text));

@@ -1,7 +1,13 @@
-//! What recognition produces: words with times and confidences, and the
-//! segments and subtitle formats (SRT, WebVTT) built from them.
+//! What recognition produces: words with times and confidences, their
+//! written form, and the segments and subtitle formats (SRT, WebVTT) built
+//! from them.
+
+use std::borrow::Cow;
+use std::ops::Range;
 
 use serde::{Serialize, Serializer};
+
+use crate::written::WrittenToken;
 
 /// Seconds as a person reads them: to the millisecond (0.93, not
 /// 0.9299999999999999). Times come from 10 ms frames, so nothing is lost.
@@ -35,13 +41,40 @@ pub struct Word {
     pub confidence: f32,
 }
 
+/// A token of the written text ("$25", "London,"), timed by the spoken
+/// words it stands for: from the start of its first to the end of its last.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Token {
+    pub text: String,
+    #[serde(rename = "start", serialize_with = "serialize_ms")]
+    pub start_s: f64,
+    #[serde(rename = "end", serialize_with = "serialize_ms")]
+    pub end_s: f64,
+    /// The lowest of its spoken words' confidences.
+    #[serde(serialize_with = "serialize_confidence")]
+    pub confidence: f32,
+    /// Its spoken words: indices into the transcript's `words`.
+    #[serde(serialize_with = "serialize_indices")]
+    pub words: Range<usize>,
+}
+
+fn serialize_indices<S: Serializer>(range: &Range<usize>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(range.clone())
+}
+
 /// The result of recognizing one utterance.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Transcript {
+    /// Written (with punctuation, capitals and numbers as digits: `tokens`),
+    /// or the spoken words as the model spells them.
     pub text: String,
     #[serde(rename = "duration", serialize_with = "serialize_ms")]
     pub duration_s: f64,
+    /// The spoken words.
     pub words: Vec<Word>,
+    /// The written text token by token, when it was written.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<Token>,
     /// The n-best list, best first (the transcript itself included), when
     /// more than one hypothesis was asked for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -67,25 +100,58 @@ pub fn text_of(words: &[Word]) -> String {
 
 impl Transcript {
     pub fn new(words: Vec<Word>, duration_s: f64) -> Self {
-        Self { text: text_of(&words), duration_s, words, alternatives: Vec::new(), cuts_s: Vec::new() }
+        Self { text: text_of(&words), duration_s, words, tokens: Vec::new(), alternatives: Vec::new(), cuts_s: Vec::new() }
     }
 
-    /// Groups the words into segments, breaking at pauses of at least
-    /// `rules.min_pause_s`, after `rules.max_words` words, and where the
-    /// audio was cut.
+    /// Makes the written form of this transcript's words its text.
+    pub fn write(&mut self, written: Vec<WrittenToken>) {
+        self.tokens = written
+            .into_iter()
+            .map(|t| {
+                let words = &self.words[t.spoken.clone()];
+                Token {
+                    text: t.text,
+                    start_s: words[0].start_s,
+                    end_s: words[words.len() - 1].end_s,
+                    confidence: words.iter().map(|w| w.confidence).fold(1.0, f32::min),
+                    words: t.spoken,
+                }
+            })
+            .collect();
+        self.text = self.tokens.iter().map(|t| t.text.as_str()).collect::<Vec<_>>().join(" ");
+    }
+
+    /// What segments and subtitles are made of: the written tokens (as
+    /// words) when the text was written, else the spoken words.
+    pub fn units(&self) -> Cow<'_, [Word]> {
+        if self.tokens.is_empty() {
+            return Cow::Borrowed(&self.words);
+        }
+        Cow::Owned(
+            self.tokens
+                .iter()
+                .map(|t| Word { word: t.text.clone(), start_s: t.start_s, end_s: t.end_s, confidence: t.confidence })
+                .collect(),
+        )
+    }
+
+    /// Groups the words (the written tokens, when written: [`Self::units`])
+    /// into segments, breaking at pauses of at least `rules.min_pause_s`,
+    /// after `rules.max_words` words, and where the audio was cut.
     pub fn segments(&self, rules: SegmentRules) -> Vec<Segment> {
+        let units = self.units();
         let mut segments: Vec<Segment> = Vec::new();
         let mut first = 0;
-        for i in 0..self.words.len() {
+        for i in 0..units.len() {
             let chars = |words: &[Word]| words.iter().map(|w| w.word.chars().count() + 1).sum::<usize>() - 1;
-            let last_in_segment = i + 1 == self.words.len()
+            let last_in_segment = i + 1 == units.len()
                 || i + 1 - first >= rules.max_words
-                || chars(&self.words[first..=i + 1]) > rules.max_chars
-                || self.words[i + 1].end_s - self.words[first].start_s > rules.max_duration_s
-                || self.words[i + 1].start_s - self.words[i].end_s >= rules.min_pause_s
-                || self.cuts_s.iter().any(|&cut| self.words[i].start_s < cut && cut <= self.words[i + 1].start_s);
+                || chars(&units[first..=i + 1]) > rules.max_chars
+                || units[i + 1].end_s - units[first].start_s > rules.max_duration_s
+                || units[i + 1].start_s - units[i].end_s >= rules.min_pause_s
+                || self.cuts_s.iter().any(|&cut| units[i].start_s < cut && cut <= units[i + 1].start_s);
             if last_in_segment {
-                let words = &self.words[first..=i];
+                let words = &units[first..=i];
                 segments.push(Segment {
                     id: segments.len(),
                     start_s: words[0].start_s,
@@ -133,7 +199,8 @@ pub struct Segment {
     #[serde(rename = "end", serialize_with = "serialize_ms")]
     pub end_s: f64,
     pub text: String,
-    /// Listed once, in the transcript's `words`.
+    /// Its words, or written tokens (as words) when the text was written;
+    /// listed once, in the transcript.
     #[serde(skip)]
     pub words: Vec<Word>,
 }

@@ -53,6 +53,86 @@ pub fn written(spoken: &[&str]) -> Vec<WrittenToken> {
     tokens
 }
 
+/// How the punctuation model ([`crate::punctuation`]) writes one spoken
+/// word: its form ("London", "NASA") and the mark after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Punctuated {
+    pub form: String,
+    pub mark: Option<char>,
+}
+
+/// A phrase to write as a caller gave it (a hotword: "GitHub", "New York"),
+/// word for word.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GivenForm {
+    spoken: Vec<String>,
+    written: Vec<String>,
+}
+
+impl GivenForm {
+    /// None when the phrase's words are not one spoken word each ("3M" is
+    /// spoken "three m"): those are left to the rules.
+    pub fn new(phrase: &str) -> Option<Self> {
+        let written: Vec<String> = phrase
+            .split_whitespace()
+            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_string())
+            .filter(|w| !w.is_empty())
+            .collect();
+        let spoken: Vec<String> = written.iter().map(|w| crate::text::normalize(w)).collect();
+        (!written.is_empty() && spoken.iter().all(|s| !s.is_empty() && !s.contains(' '))).then_some(Self { spoken, written })
+    }
+}
+
+/// Marks that end a sentence.
+const SENTENCE_MARKS: [char; 3] = ['.', '?', '!'];
+
+/// The written form of a transcript's spoken words: numbers, dates, money
+/// and titles by the rules of [`written`]; phrases the caller gave as given;
+/// every other word as the punctuation model writes it. With a model, the
+/// marks follow the words it puts them after, a sentence starts with a
+/// capital, and the text ends with a sentence mark (a transcript is heard
+/// whole, up to a pause).
+pub fn write(spoken: &[&str], punctuated: Option<&[Punctuated]>, given: &[GivenForm]) -> Vec<WrittenToken> {
+    let mut forms: Vec<Option<&str>> = vec![None; spoken.len()];
+    for phrase in given {
+        let n = phrase.spoken.len();
+        for start in 0..(spoken.len() + 1).saturating_sub(n) {
+            if spoken[start..start + n].iter().zip(&phrase.spoken).all(|(a, b)| a == b) {
+                for (k, form) in phrase.written.iter().enumerate() {
+                    forms[start + k] = Some(form);
+                }
+            }
+        }
+    }
+    let mut tokens = written(spoken);
+    let last = tokens.len().saturating_sub(1);
+    let mut sentence_start = true;
+    for (n, token) in tokens.iter_mut().enumerate() {
+        let first = token.spoken.start;
+        let rewritten = token.spoken.len() > 1 || token.text != spoken[first];
+        if !rewritten {
+            if let Some(form) = forms[first] {
+                token.text = form.to_string();
+            } else if let Some(punctuated) = punctuated {
+                token.text.clone_from(&punctuated[first].form);
+            }
+        }
+        let Some(punctuated) = punctuated else { continue };
+        if sentence_start && !token.text.chars().any(char::is_uppercase) {
+            token.text = crate::punctuation::capitalized(&token.text);
+        }
+        let mut mark = punctuated[token.spoken.end - 1].mark;
+        if n == last && !mark.is_some_and(|m| SENTENCE_MARKS.contains(&m)) {
+            mark = Some('.');
+        }
+        if let Some(mark) = mark.filter(|&m| !token.text.ends_with(m)) {
+            token.text.push(mark);
+        }
+        sentence_start = mark.is_some_and(|m| SENTENCE_MARKS.contains(&m));
+    }
+    tokens
+}
+
 /// The written form of a spoken text (words separated by spaces).
 pub fn written_text(spoken: &str) -> String {
     let words: Vec<&str> = spoken.split_whitespace().collect();
@@ -821,5 +901,50 @@ mod tests {
         // Every spoken word belongs to exactly one token, in order.
         assert!(tokens.windows(2).all(|w| w[0].spoken.end == w[1].spoken.start));
         assert_eq!(tokens.last().unwrap().spoken.end, spoken.len());
+    }
+
+    fn plain(words: &[&str], marks: &[(usize, char)]) -> Vec<Punctuated> {
+        words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| Punctuated { form: w.to_string(), mark: marks.iter().find(|m| m.0 == i).map(|m| m.1) })
+            .collect()
+    }
+
+    fn text(tokens: &[WrittenToken]) -> String {
+        tokens.iter().map(|t| t.text.as_str()).collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn writing_puts_marks_after_tokens_and_capitals_at_sentence_starts() {
+        let spoken: Vec<&str> = "on the fifth of may nineteen forty five mister smith paid twenty five dollars did he".split(' ').collect();
+        let mut punctuated = plain(&spoken, &[(7, ','), (13, '.')]);
+        punctuated[9].form = "Smith".into();
+        let tokens = write(&spoken, Some(&punctuated), &[]);
+        // The comma after "five" follows "1945"; "did" starts a sentence; the end gets a period.
+        assert_eq!(text(&tokens), "On the 5th of May 1945, Mr. Smith paid $25. Did he.");
+        assert_eq!(tokens[5].spoken, 5..8);
+        // A title's own period is not doubled.
+        let tokens = write(&["mister", "smith"], Some(&plain(&["mister", "smith"], &[(0, '.')])), &[]);
+        assert_eq!(text(&tokens), "Mr. Smith.");
+        // A question keeps its mark; without a model, only the rules write.
+        let spoken = ["is", "it", "twenty", "five"];
+        assert_eq!(text(&write(&spoken, Some(&plain(&spoken, &[(3, '?')])), &[])), "Is it 25?");
+        assert_eq!(text(&write(&spoken, None, &[])), "is it 25");
+    }
+
+    #[test]
+    fn given_phrases_keep_the_case_they_were_given() {
+        let spoken = ["push", "it", "to", "github", "in", "new", "york", "new"];
+        let given: Vec<GivenForm> = ["GitHub", "New York", "3M"].iter().filter_map(|p| GivenForm::new(p)).collect();
+        assert_eq!(given.len(), 2, "3M is not one spoken word");
+        assert_eq!(text(&write(&spoken, None, &given)), "push it to GitHub in New York new");
+        // Even where a sentence starts, and over the model's own form.
+        let mut punctuated = plain(&spoken, &[(3, '.')]);
+        punctuated[5].form = "new".into();
+        assert_eq!(text(&write(&spoken, Some(&punctuated), &given)), "Push it to GitHub. In New York new.");
+        let spoken = ["iphone", "sales"];
+        let given = [GivenForm::new("iPhone").unwrap()];
+        assert_eq!(text(&write(&spoken, Some(&plain(&spoken, &[])), &given)), "iPhone sales.");
     }
 }

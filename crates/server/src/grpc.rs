@@ -26,9 +26,9 @@ use super::streaming::{self, StreamResult};
 use super::{recognize, ApiError, ErrorKind, SharedState};
 use hark_core::align::{AlignedWord, Alignment, Span};
 use hark_core::audio::Container;
-use hark_core::recognizer::{DecodeOptions, DecoderKind};
+use hark_core::recognizer::{DecodeOptions, DecoderKind, TextFormat};
 use hark_core::stream::ResultKind;
-use hark_core::transcript::{to_ms, SegmentRules, Transcript, Word};
+use hark_core::transcript::{to_ms, SegmentRules, Token, Transcript, Word};
 
 #[allow(clippy::all, missing_docs)]
 mod pb {
@@ -112,7 +112,7 @@ impl<U: prost::Message + Default> tonic::codec::Decoder for MessageDecoder<U> {
 /// A request's decoding options, in the HTTP API's terms.
 fn decode_options(config: Option<pb::DecodingConfig>) -> DecodeOptions {
     let Some(config) = config else { return DecodeOptions::default() };
-    use pb::decoding_config::Decoder;
+    use pb::decoding_config::{Decoder, TextFormat as Format};
     DecodeOptions {
         decoder: match config.decoder() {
             Decoder::Unspecified => None,
@@ -125,7 +125,25 @@ fn decode_options(config: Option<pb::DecodingConfig>) -> DecodeOptions {
         oov_penalty: config.oov_penalty,
         hotwords: (!config.hotwords.is_empty()).then(|| config.hotwords.join(",")),
         alternatives: (config.alternatives > 0).then_some(config.alternatives as usize),
+        text_format: match config.text_format() {
+            Format::Unspecified => None,
+            Format::Written => Some(TextFormat::Written),
+            Format::Spoken => Some(TextFormat::Spoken),
+        },
     }
+}
+
+fn tokens(tokens: Vec<Token>) -> Vec<pb::Token> {
+    tokens
+        .into_iter()
+        .map(|t| pb::Token {
+            text: t.text,
+            start: to_ms(t.start_s),
+            end: to_ms(t.end_s),
+            confidence: t.confidence,
+            words: t.words.map(|i| i as u32).collect(),
+        })
+        .collect()
 }
 
 fn words(words: Vec<Word>) -> Vec<pb::Word> {
@@ -141,6 +159,7 @@ impl From<Transcript> for pb::RecognizeResponse {
             text: transcript.text,
             duration: to_ms(transcript.duration_s),
             words: words(transcript.words),
+            tokens: tokens(transcript.tokens),
             segments: segments.into_iter().map(|s| pb::Segment { start: to_ms(s.start_s), end: to_ms(s.end_s), text: s.text }).collect(),
             alternatives: transcript.alternatives.into_iter().map(|a| pb::Alternative { text: a.text, score: a.score }).collect(),
             model: String::new(),
@@ -178,7 +197,14 @@ impl From<StreamResult> for pb::StreamingRecognizeResponse {
             ResultKind::Partial => pb::streaming_recognize_response::ResultType::Partial,
             ResultKind::Final => pb::streaming_recognize_response::ResultType::Final,
         };
-        Self { r#type: kind.into(), text: r.text, words: words(r.words), start: to_ms(r.start_s), end: to_ms(r.end_s) }
+        Self {
+            r#type: kind.into(),
+            text: r.text,
+            words: words(r.words),
+            tokens: tokens(r.tokens),
+            start: to_ms(r.start_s),
+            end: to_ms(r.end_s),
+        }
     }
 }
 

@@ -46,9 +46,8 @@ use tracing::Instrument;
 use crate::metrics::{Held, Metrics};
 use crate::scheduler::{Scheduler, SchedulerConfig};
 pub use error::{ApiError, ErrorKind};
-use hark_core::ctc::CtcDecoder;
 use hark_core::pipeline::Heard;
-use hark_core::recognizer::{DecodeOptions, Recognizer};
+use hark_core::recognizer::{DecodeOptions, Decoding, Recognizer};
 use hark_core::stream::StreamConfig;
 use hark_core::transcript::{Segment, SegmentRules, Transcript};
 
@@ -416,8 +415,8 @@ async fn recognize(state: &AppState, audio: axum::body::Bytes, options: &DecodeO
     // Hotwords can be long (an OpenAI `prompt` becomes hotwords): built off
     // the async workers.
     let (worker, options) = (recognizer.clone(), options.clone());
-    let decoder = blocking(move || worker.decoder(&options)).await??;
-    let work = async { transcript(&recognizer, hear(state, &recognizer, audio).await?, decoder.into()).await };
+    let decoding = Arc::new(blocking(move || worker.decoding(&options)).await??);
+    let work = async { transcript(&recognizer, hear(state, &recognizer, audio).await?, decoding).await };
     let transcript = in_time(state, work).await?;
     state.metrics.audio_seconds.inc_by(transcript.duration_s);
     if transcript.duration_s > 0.0 {
@@ -464,10 +463,11 @@ async fn hear(state: &AppState, recognizer: &Arc<Recognizer>, audio: axum::body:
     Ok(admission.hear(cut).await?)
 }
 
-/// The transcript of what the network heard, decoded on the blocking pool.
-async fn transcript(recognizer: &Arc<Recognizer>, heard: Heard, decoder: Arc<dyn CtcDecoder>) -> Result<Transcript, ApiError> {
+/// The transcript of what the network heard, decoded and written on the
+/// blocking pool.
+async fn transcript(recognizer: &Arc<Recognizer>, heard: Heard, decoding: Arc<Decoding>) -> Result<Transcript, ApiError> {
     let worker = recognizer.clone();
-    blocking(move || worker.transcript(heard, decoder.as_ref())).await
+    blocking(move || worker.transcript(heard, &decoding)).await
 }
 
 /// Runs request work on the blocking pool. A panic there is a bug: it is

@@ -65,15 +65,28 @@ fn check_temperature(temperature: Option<&str>) -> Result<(), ApiError> {
 }
 
 /// hark's decoding options sent as extra form fields, and the words of
-/// `prompt` (Whisper's way to pass expected vocabulary) as hotwords.
+/// `prompt` (Whisper's way to pass expected vocabulary) as hotwords, written
+/// as the prompt writes them.
 fn openai_decode_options(upload: &upload::Upload) -> Result<DecodeOptions, ApiError> {
-    const NAMES: [&str; 7] = ["decoder", "beam_size", "lm_weight", "word_bonus", "oov_penalty", "hotwords", "alternatives"];
+    const NAMES: [&str; 8] = ["decoder", "beam_size", "lm_weight", "word_bonus", "oov_penalty", "hotwords", "alternatives", "text_format"];
     let mut pairs: Vec<(&str, String)> = NAMES.iter().filter_map(|&name| upload.field(name).map(|v| (name, v.to_string()))).collect();
     if let Some(prompt) = upload.field("prompt") {
-        let normalized = hark_core::text::normalize(prompt);
+        // Commas and colons separate hotwords and boosts: word breaks here.
+        let cleaned: String = prompt.chars().map(|c| if matches!(c, ',' | ':') { ' ' } else { c }).collect();
         // In order of first use; a set keeps this linear in the prompt.
         let mut seen = std::collections::HashSet::new();
-        let words: Vec<&str> = normalized.split_whitespace().filter(|word| seen.insert(*word)).collect();
+        let mut sentence_start = true;
+        let mut words: Vec<String> = Vec::new();
+        for raw in cleaned.split_whitespace() {
+            let word = raw.trim_matches(|c: char| !c.is_alphanumeric());
+            let spoken = hark_core::text::normalize(word);
+            // A capital that only starts a sentence of the prompt is not the word's own.
+            let plain_capital = word.chars().skip(1).all(|c| !c.is_uppercase());
+            if !spoken.is_empty() && seen.insert(spoken) {
+                words.push(if sentence_start && plain_capital { word.to_lowercase() } else { word.to_string() });
+            }
+            sentence_start = raw.ends_with(['.', '?', '!']);
+        }
         if !words.is_empty() {
             match pairs.iter_mut().find(|(name, _)| *name == "hotwords") {
                 Some((_, hotwords)) => *hotwords = format!("{hotwords},{}", words.join(",")),
@@ -109,6 +122,8 @@ pub async fn transcriptions(State(state): State<SharedState>, request: Request) 
     }
     let (transcript, _) = recognize(&state, upload.audio.clone(), &options).await?;
     let segments = transcript.segments(SegmentRules::default());
+    // Whisper's words are written words: the written tokens, when written.
+    let units = transcript.units();
     let text = |body: String, mime: &'static str| ([(header::CONTENT_TYPE, mime)], body).into_response();
     Ok(match format {
         ResponseFormat::Json => Json(json!({"text": transcript.text})).into_response(),
@@ -118,7 +133,7 @@ pub async fn transcriptions(State(state): State<SharedState>, request: Request) 
         ResponseFormat::VerboseJson => {
             let segments = (granularities.is_empty() || granularities.contains(&"segment"))
                 .then(|| segments.iter().map(VerboseSegment::from).collect());
-            let words = granularities.contains(&"word").then_some(transcript.words.as_slice());
+            let words = granularities.contains(&"word").then_some(units.as_ref());
             Json(VerboseJson {
                 task: "transcribe",
                 language: "english",

@@ -29,11 +29,10 @@ use tokio::time::Instant;
 
 use super::{blocking, decode_options, transcript, ApiError, AppState, ErrorKind, Ready, SharedState};
 use hark_core::audio::Container;
-use hark_core::ctc::CtcDecoder;
 use hark_core::pipeline::Cut;
-use hark_core::recognizer::DecodeOptions;
+use hark_core::recognizer::{DecodeOptions, Decoding};
 use hark_core::stream::{ResultKind, Stream, StreamFormat, Utterance};
-use hark_core::transcript::{serialize_ms, Word};
+use hark_core::transcript::{serialize_ms, Token, Transcript, Word};
 
 /// Audio chunks in flight between a transport and its stream's task.
 const AUDIO_CHANNEL: usize = 64;
@@ -69,6 +68,9 @@ pub(super) struct StreamResult {
     pub kind: ResultKind,
     pub text: String,
     pub words: Vec<Word>,
+    /// A final's written text, token by token.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<Token>,
     /// The utterance's span in the stream, in seconds.
     #[serde(rename = "start", serialize_with = "serialize_ms")]
     pub start_s: f64,
@@ -154,11 +156,19 @@ impl Drop for StreamSlot {
     }
 }
 
-/// A stream ready to run: its audio cutter, its decoder and its place.
+/// A stream ready to run: its audio cutter, its decoding and its place.
 pub(super) struct OpenStream {
     stream: Stream,
-    decoder: Arc<dyn CtcDecoder>,
+    decoding: Decodings,
     slot: StreamSlot,
+}
+
+/// A stream's finals are written as the request asks; its partials, which
+/// change as more audio comes, keep the spoken words.
+#[derive(Clone)]
+struct Decodings {
+    final_: Arc<Decoding>,
+    partial: Arc<Decoding>,
 }
 
 /// A stream of audio in `format` from `client` with the server's timing,
@@ -171,7 +181,8 @@ pub(super) fn open(
     options: &DecodeOptions,
 ) -> Result<OpenStream, ApiError> {
     let Ready { recognizer, scheduler } = state.ready()?;
-    let decoder: Arc<dyn CtcDecoder> = recognizer.decoder(options)?.into();
+    let decoding = recognizer.decoding(options)?;
+    let decoding = Decodings { partial: Arc::new(decoding.spoken()), final_: Arc::new(decoding) };
     let mut config = state.config.stream;
     if let Some(seconds) = endpoint_silence_s {
         config.endpoint_silence_s = seconds;
@@ -179,18 +190,18 @@ pub(super) fn open(
     let stream = Stream::new(format, config)?;
     scheduler.check_capacity()?;
     let slot = state.streams.take(client)?;
-    Ok(OpenStream { stream, decoder, slot })
+    Ok(OpenStream { stream, decoding, slot })
 }
 
 /// Starts a stream's task.
 pub(super) fn spawn(state: SharedState, open: OpenStream) -> (AudioSender, ResultReceiver) {
     let (audio_tx, audio_rx) = mpsc::channel(AUDIO_CHANNEL);
     let (results_tx, results_rx) = mpsc::channel(AUDIO_CHANNEL);
-    let OpenStream { stream, decoder, slot } = open;
+    let OpenStream { stream, decoding, slot } = open;
     let slot = Arc::new(slot);
     let task_slot = slot.clone();
     tokio::spawn(async move {
-        if let Err(e) = run(&state, stream, decoder, audio_rx, &results_tx).await {
+        if let Err(e) = run(&state, stream, decoding, audio_rx, &results_tx).await {
             let _ = results_tx.send(Err(e)).await;
         }
         drop(task_slot);
@@ -201,7 +212,7 @@ pub(super) fn spawn(state: SharedState, open: OpenStream) -> (AudioSender, Resul
 async fn run(
     state: &AppState,
     stream: Stream,
-    decoder: Arc<dyn CtcDecoder>,
+    decoding: Decodings,
     mut audio: mpsc::Receiver<Result<Bytes, ApiError>>,
     results: &mpsc::Sender<Result<StreamResult, ApiError>>,
 ) -> Result<(), ApiError> {
@@ -234,7 +245,7 @@ async fn run(
         if utterance.kind == ResultKind::Partial && !due.is_empty() {
             continue;
         }
-        if let Some(result) = recognize(state, utterance, decoder.clone()).await? {
+        if let Some(result) = recognize(state, utterance, &decoding).await? {
             if results.send(Ok(result)).await.is_err() {
                 return Ok(()); // The client has gone.
             }
@@ -244,7 +255,7 @@ async fn run(
 
 /// Recognizes one utterance through the scheduler; None for a partial the
 /// full server has no room for.
-async fn recognize(state: &AppState, utterance: Utterance, decoder: Arc<dyn CtcDecoder>) -> Result<Option<StreamResult>, ApiError> {
+async fn recognize(state: &AppState, utterance: Utterance, decoding: &Decodings) -> Result<Option<StreamResult>, ApiError> {
     let Ready { recognizer, scheduler } = state.ready()?;
     let Utterance { kind, start_s, waveform } = utterance;
     let duration_s = waveform.duration_s();
@@ -256,11 +267,13 @@ async fn recognize(state: &AppState, utterance: Utterance, decoder: Arc<dyn CtcD
     let worker = recognizer.clone();
     let features = blocking(move || worker.features(&waveform)).await?;
     let heard = admission.hear(Cut::whole(start_s, features, duration_s)).await?;
-    let transcript = transcript(recognizer, heard, decoder).await?;
+    let decoding = if kind == ResultKind::Final { &decoding.final_ } else { &decoding.partial };
+    let transcript = transcript(recognizer, heard, decoding.clone()).await?;
     if kind == ResultKind::Final {
         state.metrics.audio_seconds.inc_by(duration_s);
     }
-    Ok(Some(StreamResult { kind, text: transcript.text, words: transcript.words, start_s, end_s: start_s + duration_s }))
+    let Transcript { text, words, tokens, .. } = transcript;
+    Ok(Some(StreamResult { kind, text, words, tokens, start_s, end_s: start_s + duration_s }))
 }
 
 /// How long the server waits for a client's reply to its close frame.

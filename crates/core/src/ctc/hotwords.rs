@@ -22,6 +22,8 @@ pub struct Hotword {
     /// Normalized to the model's alphabet.
     pub phrase: String,
     pub boost: f32,
+    /// As the caller wrote it ("New York"): how written transcripts show it.
+    pub written: String,
 }
 
 /// Why a hotword list was refused.
@@ -55,7 +57,7 @@ pub fn parse(spec: &str) -> Result<Vec<Hotword>, HotwordError> {
             if phrase.is_empty() {
                 return Err(HotwordError::Empty { entry: entry.trim().into() });
             }
-            Ok(Hotword { phrase, boost })
+            Ok(Hotword { phrase, boost, written: text.trim().to_string() })
         })
         .collect()
 }
@@ -211,8 +213,8 @@ mod tests {
     #[test]
     fn entries_parse_with_optional_boosts_and_are_normalized() {
         let parsed = parse("Kaur, New York:3, 42nd street").unwrap();
-        assert_eq!(parsed[0], Hotword { phrase: "kaur".into(), boost: DEFAULT_BOOST });
-        assert_eq!(parsed[1], Hotword { phrase: "new york".into(), boost: 3.0 });
+        assert_eq!(parsed[0], Hotword { phrase: "kaur".into(), boost: DEFAULT_BOOST, written: "Kaur".into() });
+        assert_eq!(parsed[1], Hotword { phrase: "new york".into(), boost: 3.0, written: "New York".into() });
         assert_eq!(parsed[2].phrase, "forty two nd street");
         assert!(matches!(parse("x:lots"), Err(HotwordError::Boost { .. })));
         assert!(matches!(parse("x:99"), Err(HotwordError::Boost { .. })));

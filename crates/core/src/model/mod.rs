@@ -202,6 +202,16 @@ pub const DEFAULT_DECODING: (&[u8], &[u8]) = (
     include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/", default_model_dir!(), "/lm.bin")),
 );
 
+/// The default model directory's punctuation model (`punctuation/`:
+/// config.json, model.safetensors, words.txt, mixed.txt), compiled in so
+/// that the binary alone writes transcripts the way the directory does.
+pub const DEFAULT_PUNCTUATION: [&[u8]; 4] = [
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/", default_model_dir!(), "/punctuation/config.json")),
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/", default_model_dir!(), "/punctuation/model.safetensors")),
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/", default_model_dir!(), "/punctuation/words.txt")),
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/", default_model_dir!(), "/punctuation/mixed.txt")),
+];
+
 struct BiLstmLayer {
     forward: LstmDirection,
     backward: LstmDirection,
@@ -225,15 +235,121 @@ impl BiLstmLayer {
     }
 }
 
+/// The tensors of a safetensors file, read by name and shape as f32 values
+/// in row-major order (whatever float type they were stored in).
+pub(crate) struct Weights {
+    tensors: std::collections::HashMap<String, Tensor>,
+    read: usize,
+}
+
+impl Weights {
+    pub(crate) fn parse(safetensors: &[u8]) -> Result<Self, ModelError> {
+        let tensors =
+            candle_core::safetensors::load_buffer(safetensors, &Device::Cpu).map_err(|e| ModelError::Safetensors(e.to_string()))?;
+        Ok(Self { tensors, read: 0 })
+    }
+
+    pub(crate) fn get(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ModelError> {
+        let tensor = self.tensors.get(name).ok_or_else(|| ModelError::MissingTensor { name: name.into() })?;
+        self.read += shape.iter().product::<usize>();
+        as_f32(tensor, shape).map_err(candle_error(name))
+    }
+
+    /// Parameters read so far.
+    pub(crate) fn parameters_read(&self) -> usize {
+        self.read
+    }
+}
+
+/// Stacked bidirectional LSTM layers on the fast path ([`lstm`]), named as
+/// PyTorch's `nn.LSTM(bidirectional=True)` names them under `prefix`. The
+/// acoustic model and the punctuation model both run on it.
+pub(crate) struct BiLstm {
+    layers: Vec<BiLstmLayer>,
+    input: usize,
+    hidden: usize,
+    kernel: Kernel,
+}
+
+/// A [`BiLstm`]'s output for a batch: rows of `2 · hidden` values
+/// (forward then backward), each sequence's rows together.
+pub(crate) struct BiLstmOutput {
+    pub(crate) rows: Vec<f32>,
+    /// Per input sequence, in input order: its rows.
+    pub(crate) spans: Vec<std::ops::Range<usize>>,
+}
+
+impl BiLstm {
+    pub(crate) fn load(weights: &mut Weights, prefix: &str, input: usize, hidden: usize, layers: usize) -> Result<Self, ModelError> {
+        let h = hidden;
+        let mut stack = Vec::with_capacity(layers);
+        for layer in 0..layers {
+            let input = if layer == 0 { input } else { 2 * h };
+            let mut direction = |suffix: &str| -> Result<LstmDirection, ModelError> {
+                let name = |kind: &str| format!("{prefix}.{kind}_l{layer}{suffix}");
+                let w_ih = weights.get(&name("weight_ih"), &[4 * h, input])?;
+                let w_hh = weights.get(&name("weight_hh"), &[4 * h, h])?;
+                let b_ih = weights.get(&name("bias_ih"), &[4 * h])?;
+                let b_hh = weights.get(&name("bias_hh"), &[4 * h])?;
+                Ok(LstmDirection::new(&w_ih, &w_hh, &b_ih, &b_hh, h))
+            };
+            stack.push(BiLstmLayer { forward: direction("")?, backward: direction("_reverse")? });
+        }
+        Ok(Self { layers: stack, input, hidden, kernel: Kernel::detect(hidden) })
+    }
+
+    pub(crate) fn hidden(&self) -> usize {
+        self.hidden
+    }
+
+    /// Runs sequences of input rows (`input` values each) together: longest
+    /// first, so that each pass over the weights serves every sequence still
+    /// running. Empty sequences get no rows.
+    pub(crate) fn run(&self, sequences: &[&[f32]]) -> BiLstmOutput {
+        let steps: Vec<usize> = sequences.iter().map(|x| x.len() / self.input).collect();
+        let mut order: Vec<usize> = (0..sequences.len()).filter(|&i| steps[i] > 0).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(steps[i]));
+        let packed = Packed::new(order.iter().map(|&i| steps[i]).collect());
+        let mut x = Vec::with_capacity(packed.rows() * self.input);
+        for &i in &order {
+            x.extend_from_slice(&sequences[i][..steps[i] * self.input]);
+        }
+        for layer in &self.layers {
+            x = layer.run(&x, &packed, self.kernel);
+        }
+        let mut spans = vec![0..0; sequences.len()];
+        for (k, &i) in order.iter().enumerate() {
+            spans[i] = packed.offset(k)..packed.offset(k) + packed.length(k);
+        }
+        BiLstmOutput { rows: x, spans }
+    }
+}
+
+/// `rows` (each `inputs` values) times a transposed weight matrix
+/// (`inputs × outputs`) plus a bias: a linear layer's output, row by row.
+pub(crate) fn linear(rows: &[f32], inputs: usize, w_t: &[f32], bias: &[f32]) -> Vec<f32> {
+    let n = rows.len() / inputs;
+    let mut out = Vec::with_capacity(n * bias.len());
+    for _ in 0..n {
+        out.extend_from_slice(bias);
+    }
+    lstm::matmul_acc(rows, n, inputs, w_t, bias.len(), &mut out);
+    out
+}
+
+/// A weight matrix as stored (`outputs × inputs`), transposed for [`linear`].
+pub(crate) fn transposed(w: &[f32], outputs: usize, inputs: usize) -> Vec<f32> {
+    lstm::transpose(w, outputs, inputs)
+}
+
 /// A loaded BiLSTM-CTC acoustic model.
 pub struct AcousticModel {
     config: ModelConfig,
     vocabulary: Vocabulary,
-    layers: Vec<BiLstmLayer>,
+    lstm: BiLstm,
     /// Output weights transposed (2H × vocab) and bias.
     out_w_t: Vec<f32>,
     out_b: Vec<f32>,
-    kernel: Kernel,
     num_parameters: usize,
 }
 
@@ -271,38 +387,18 @@ impl AcousticModel {
         if config.stack == 0 || config.layers == 0 || config.hidden == 0 {
             return Err(ModelError::Config("stack, layers and hidden must be positive".into()));
         }
-        let tensors =
-            candle_core::safetensors::load_buffer(&files.safetensors, &Device::Cpu).map_err(|e| ModelError::Safetensors(e.to_string()))?;
-        let mut num_parameters = 0;
-        let mut get = |shape: &[usize], name: &str| -> Result<Vec<f32>, ModelError> {
-            let tensor = tensors.get(name).ok_or_else(|| ModelError::MissingTensor { name: name.into() })?;
-            num_parameters += shape.iter().product::<usize>();
-            as_f32(tensor, shape).map_err(candle_error(name))
-        };
-        let h = config.hidden;
-        let mut layers = Vec::with_capacity(config.layers);
-        for layer in 0..config.layers {
-            let input = if layer == 0 { config.stack * config.features.num_bins } else { 2 * h };
-            let mut direction = |suffix: &str| -> Result<LstmDirection, ModelError> {
-                let name = |kind: &str| format!("lstm.{kind}_l{layer}{suffix}");
-                let w_ih = get(&[4 * h, input], &name("weight_ih"))?;
-                let w_hh = get(&[4 * h, h], &name("weight_hh"))?;
-                let b_ih = get(&[4 * h], &name("bias_ih"))?;
-                let b_hh = get(&[4 * h], &name("bias_hh"))?;
-                Ok(LstmDirection::new(&w_ih, &w_hh, &b_ih, &b_hh, h))
-            };
-            layers.push(BiLstmLayer { forward: direction("")?, backward: direction("_reverse")? });
-        }
-        let out_w = get(&[config.vocab, 2 * h], "out.weight")?;
-        let out_b = get(&[config.vocab], "out.bias")?;
+        let mut weights = Weights::parse(&files.safetensors)?;
+        let (h, input) = (config.hidden, config.stack * config.features.num_bins);
+        let lstm = BiLstm::load(&mut weights, "lstm", input, h, config.layers)?;
+        let out_w = weights.get("out.weight", &[config.vocab, 2 * h])?;
+        let out_b = weights.get("out.bias", &[config.vocab])?;
         Ok(Self {
-            out_w_t: lstm::transpose(&out_w, config.vocab, 2 * h),
+            out_w_t: transposed(&out_w, config.vocab, 2 * h),
             out_b,
-            kernel: Kernel::detect(h),
+            num_parameters: weights.parameters_read(),
             config,
             vocabulary,
-            layers,
-            num_parameters,
+            lstm,
         })
     }
 
@@ -338,32 +434,15 @@ impl AcousticModel {
                 f.num_frames() / stack
             })
             .collect();
-        // Longest first; a stack of frames is their concatenation, so an
-        // utterance's network input is a prefix of its feature matrix.
-        let mut order: Vec<usize> = (0..batch.len()).filter(|&i| steps[i] > 0).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(steps[i]));
-        let packed = Packed::new(order.iter().map(|&i| steps[i]).collect());
-        let mut x = Vec::with_capacity(packed.rows() * stacked_dim);
-        for &i in &order {
-            x.extend_from_slice(&batch[i].data()[..steps[i] * stacked_dim]);
-        }
-        for layer in &self.layers {
-            x = layer.run(&x, &packed, self.kernel);
-        }
-        let mut logits = Vec::with_capacity(packed.rows() * vocab);
-        for _ in 0..packed.rows() {
-            logits.extend_from_slice(&self.out_b);
-        }
-        lstm::matmul_acc(&x, packed.rows(), 2 * self.config.hidden, &self.out_w_t, vocab, &mut logits);
+        // A stack of frames is their concatenation, so an utterance's
+        // network input is a prefix of its feature matrix.
+        let inputs: Vec<&[f32]> = batch.iter().zip(&steps).map(|(f, &n)| &f.data()[..n * stacked_dim]).collect();
+        let hidden = self.lstm.run(&inputs);
+        let mut logits = linear(&hidden.rows, 2 * self.lstm.hidden(), &self.out_w_t, &self.out_b);
         for row in logits.chunks_exact_mut(vocab) {
             log_softmax(row);
         }
-        let mut out: Vec<LogProbs> = (0..batch.len()).map(|_| LogProbs::new(Vec::new(), vocab, step_s)).collect();
-        for (k, &i) in order.iter().enumerate() {
-            let rows = packed.offset(k)..packed.offset(k) + packed.length(k);
-            out[i] = LogProbs::new(logits[rows.start * vocab..rows.end * vocab].to_vec(), vocab, step_s);
-        }
-        out
+        hidden.spans.iter().map(|rows| LogProbs::new(logits[rows.start * vocab..rows.end * vocab].to_vec(), vocab, step_s)).collect()
     }
 }
 
