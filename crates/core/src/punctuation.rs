@@ -230,7 +230,7 @@ mod tests {
         let out = p.punctuate(&[&words, &[], &words[..4]]);
         assert_eq!(out.len(), 3);
         assert!(out[1].is_empty());
-        let written: Vec<String> = crate::written::write(&words, Some(&out[0]), &[]).into_iter().map(|t| t.text).collect();
+        let written: Vec<String> = crate::written::write(&words, &[], Some(&out[0]), &[]).into_iter().map(|t| t.text).collect();
         assert_eq!(written.join(" "), "Where does John live? He lives in London.");
         // A text's result does not depend on the others in its batch.
         assert_eq!(out[2], p.punctuate(&[&words[..4]])[0]);

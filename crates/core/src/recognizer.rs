@@ -22,7 +22,7 @@ use crate::lm::{LmError, NgramLm, BOS, EOS, UNK};
 use crate::model::{AcousticModel, LogProbs, ModelError, ModelFiles, DEFAULT_DECODING, DEFAULT_MODEL};
 use crate::pipeline::{Cut, Heard};
 use crate::punctuation::{PunctuationFiles, Punctuator};
-use crate::transcript::{text_of, Alternative, Transcript, Word};
+use crate::transcript::{text_of, Alternative, SegmentRules, Transcript, Word};
 use crate::vad::{self, Loudness};
 use crate::written::{self, GivenForm};
 
@@ -491,8 +491,19 @@ impl Recognizer {
         let texts: Vec<Vec<&str>> = texts.iter().map(|t| t.iter().map(String::as_str).collect()).collect();
         let slices: Vec<&[&str]> = texts.iter().map(Vec::as_slice).collect();
         let punctuated = self.punctuator.as_ref().map(|p| p.punctuate(&slices));
-        let mut written =
-            slices.iter().enumerate().map(|(i, words)| written::write(words, punctuated.as_ref().map(|p| p[i].as_slice()), given));
+        // Phrases end where a segment would: at a long pause or a cut.
+        let words = &transcript.words;
+        let pause_s = SegmentRules::default().min_pause_s;
+        let breaks: Vec<usize> = (1..words.len())
+            .filter(|&i| {
+                words[i].start_s - words[i - 1].end_s >= pause_s
+                    || transcript.cuts_s.iter().any(|&cut| words[i - 1].start_s < cut && cut <= words[i].start_s)
+            })
+            .collect();
+        let mut written = slices.iter().enumerate().map(|(i, words)| {
+            let breaks = if i == 0 { breaks.as_slice() } else { &[] };
+            written::write(words, breaks, punctuated.as_ref().map(|p| p[i].as_slice()), given)
+        });
         let first = written.next().unwrap_or_default();
         for (alternative, tokens) in transcript.alternatives.iter_mut().zip(written) {
             alternative.text = tokens.into_iter().map(|t| t.text).collect::<Vec<_>>().join(" ");

@@ -87,12 +87,14 @@ impl GivenForm {
 const SENTENCE_MARKS: [char; 3] = ['.', '?', '!'];
 
 /// The written form of a transcript's spoken words: numbers, dates, money
-/// and titles by the rules of [`written`]; phrases the caller gave as given;
-/// every other word as the punctuation model writes it. With a model, the
-/// marks follow the words it puts them after, a sentence starts with a
-/// capital, and the text ends with a sentence mark (a transcript is heard
-/// whole, up to a pause).
-pub fn write(spoken: &[&str], punctuated: Option<&[Punctuated]>, given: &[GivenForm]) -> Vec<WrittenToken> {
+/// and titles by the rules of [`written`], never across a phrase break
+/// (`breaks`: the indices of words that start a phrase, after a long pause:
+/// digits said a second apart are not one number); phrases the caller gave
+/// as given; every other word as the punctuation model writes it. With a
+/// model, the marks follow the words it puts them after, a sentence starts
+/// with a capital, and the text ends with a sentence mark (a transcript is
+/// heard whole, up to a pause).
+pub fn write(spoken: &[&str], breaks: &[usize], punctuated: Option<&[Punctuated]>, given: &[GivenForm]) -> Vec<WrittenToken> {
     let mut forms: Vec<Option<&str>> = vec![None; spoken.len()];
     for phrase in given {
         let n = phrase.spoken.len();
@@ -104,7 +106,16 @@ pub fn write(spoken: &[&str], punctuated: Option<&[Punctuated]>, given: &[GivenF
             }
         }
     }
-    let mut tokens = written(spoken);
+    let bounds: Vec<usize> =
+        std::iter::once(0).chain(breaks.iter().copied().filter(|&b| 0 < b && b < spoken.len())).chain([spoken.len()]).collect();
+    let mut tokens: Vec<WrittenToken> = bounds
+        .windows(2)
+        .flat_map(|phrase| {
+            written(&spoken[phrase[0]..phrase[1]])
+                .into_iter()
+                .map(move |t| WrittenToken { spoken: t.spoken.start + phrase[0]..t.spoken.end + phrase[0], text: t.text })
+        })
+        .collect();
     let last = tokens.len().saturating_sub(1);
     let mut sentence_start = true;
     for (n, token) in tokens.iter_mut().enumerate() {
@@ -920,17 +931,23 @@ mod tests {
         let spoken: Vec<&str> = "on the fifth of may nineteen forty five mister smith paid twenty five dollars did he".split(' ').collect();
         let mut punctuated = plain(&spoken, &[(7, ','), (13, '.')]);
         punctuated[9].form = "Smith".into();
-        let tokens = write(&spoken, Some(&punctuated), &[]);
+        let tokens = write(&spoken, &[], Some(&punctuated), &[]);
         // The comma after "five" follows "1945"; "did" starts a sentence; the end gets a period.
         assert_eq!(text(&tokens), "On the 5th of May 1945, Mr. Smith paid $25. Did he.");
         assert_eq!(tokens[5].spoken, 5..8);
         // A title's own period is not doubled.
-        let tokens = write(&["mister", "smith"], Some(&plain(&["mister", "smith"], &[(0, '.')])), &[]);
+        let tokens = write(&["mister", "smith"], &[], Some(&plain(&["mister", "smith"], &[(0, '.')])), &[]);
         assert_eq!(text(&tokens), "Mr. Smith.");
         // A question keeps its mark; without a model, only the rules write.
         let spoken = ["is", "it", "twenty", "five"];
-        assert_eq!(text(&write(&spoken, Some(&plain(&spoken, &[(3, '?')])), &[])), "Is it 25?");
-        assert_eq!(text(&write(&spoken, None, &[])), "is it 25");
+        assert_eq!(text(&write(&spoken, &[], Some(&plain(&spoken, &[(3, '?')])), &[])), "Is it 25?");
+        assert_eq!(text(&write(&spoken, &[], None, &[])), "is it 25");
+        // Digits a long pause apart are not one number.
+        let digits = ["seven", "three", "nine", "four", "two", "one"];
+        assert_eq!(text(&write(&digits, &[], None, &[])), "739421");
+        assert_eq!(text(&write(&digits, &[3], None, &[])), "739 421");
+        assert_eq!(write(&digits, &[3], None, &[])[1].spoken, 3..6);
+        assert_eq!(text(&write(&digits, &[1, 2, 3, 4, 5], None, &[])), "seven three nine four two one");
     }
 
     #[test]
@@ -938,13 +955,13 @@ mod tests {
         let spoken = ["push", "it", "to", "github", "in", "new", "york", "new"];
         let given: Vec<GivenForm> = ["GitHub", "New York", "3M"].iter().filter_map(|p| GivenForm::new(p)).collect();
         assert_eq!(given.len(), 2, "3M is not one spoken word");
-        assert_eq!(text(&write(&spoken, None, &given)), "push it to GitHub in New York new");
+        assert_eq!(text(&write(&spoken, &[], None, &given)), "push it to GitHub in New York new");
         // Even where a sentence starts, and over the model's own form.
         let mut punctuated = plain(&spoken, &[(3, '.')]);
         punctuated[5].form = "new".into();
-        assert_eq!(text(&write(&spoken, Some(&punctuated), &given)), "Push it to GitHub. In New York new.");
+        assert_eq!(text(&write(&spoken, &[], Some(&punctuated), &given)), "Push it to GitHub. In New York new.");
         let spoken = ["iphone", "sales"];
         let given = [GivenForm::new("iPhone").unwrap()];
-        assert_eq!(text(&write(&spoken, Some(&plain(&spoken, &[])), &given)), "iPhone sales.");
+        assert_eq!(text(&write(&spoken, &[], Some(&plain(&spoken, &[])), &given)), "iPhone sales.");
     }
 }
