@@ -3,7 +3,8 @@
 //!
 //! Data flows one way through the modules:
 //! bytes ──[`audio`]──▶ Waveform ──[`features`]──▶ Features ──[`model`]──▶
-//! LogProbs ──[`ctc`]──▶ [`transcript::Transcript`] ──▶ JSON, text, subtitles.
+//! LogProbs ──[`ctc`]──▶ spoken words ──[`punctuation`], [`written`]──▶
+//! [`transcript::Transcript`] ──▶ JSON, text, subtitles.
 //! [`recognizer`] runs the whole pipeline, cutting long audio at the pauses
 //! [`vad`] finds, through the steps [`pipeline`] names; [`stream`] turns live audio into utterances; [`eval`]
 //! measures it. The service around it is the `hark-server` crate.
