@@ -10,6 +10,12 @@ reading English with an American pronunciation (accented speakers, like the
 non-native readers of speechocean762). The held-out synthetic test speakers
 (`prepare_shared.HELD_OUT_VOICES`) never speak, alone or blended.
 
+    python -m hark_train.kokoro --out data/kokoro-more --split-dev am_adam bf_alice zf_xiaoni
+
+splits a made set by speaker: `dev.jsonl` holds what the named voices said
+alone, `train-split.jsonl` what no blend of them said; blends with a dev
+voice are in neither.
+
 Sentences: book sentences from `lm-text/corpus.txt.xz` (already checked to
 share no 8-word sequence with the measurement sets; the shared Kokoro test
 sentences are excluded) and everyday sentences (`lm_text.everyday_sentences`:
@@ -125,6 +131,19 @@ def book_sentences(corpus: Path, count: int, seed: int, exclude: set[str]) -> li
     return chosen
 
 
+def split_dev(out: Path, dev_voices: set[str]):
+    """train.jsonl → dev.jsonl (the dev voices alone) and train-split.jsonl
+    (no dev voice, alone or blended)."""
+    rows = [json.loads(line) for line in open(out / "train.jsonl")]
+    voices = lambda row: {part.split("@")[0] for part in row["voice"].split("+")}
+    dev = [r for r in rows if voices(r) <= dev_voices and len(voices(r)) == 1]
+    train = [r for r in rows if not voices(r) & dev_voices]
+    for name, part in (("dev.jsonl", dev), ("train-split.jsonl", train)):
+        with open(out / name, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in part)
+    print(f"{len(train)} training, {len(dev)} dev, {len(rows) - len(train) - len(dev)} blends with a dev voice left out")
+
+
 def main():
     here = Path(__file__).resolve().parents[1]
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -134,7 +153,11 @@ def main():
     p.add_argument("--tools", type=Path, default=here / "data" / "kokoro-tools")
     p.add_argument("--shared", type=Path, default=here.parent.parent / "shared" / "data")
     p.add_argument("--everyday", type=float, default=0.25, help="share of everyday sentences")
+    p.add_argument("--split-dev", nargs="+", metavar="VOICE", help="split --out's train.jsonl by these dev voices, and stop")
     args = p.parse_args()
+    if args.split_dev:
+        split_dev(args.out, set(args.split_dev))
+        return
 
     import onnxruntime as ort
     from kokoro_onnx import Kokoro
