@@ -108,7 +108,8 @@ fn pipeline(c: &mut Criterion) {
     {
         let options = DecodeOptions { decoder: Some(DecoderKind::Greedy), text_format: Some(text_format), ..Default::default() };
         let decoding = english.decoding(&options).unwrap();
-        c.bench_function(name, |b| b.iter(|| english.decode(&speech_log_probs, speech.duration_s(), &decoding)));
+        let heard = || Heard::new(vec![(0.0, speech_log_probs.clone())], speech.duration_s(), Loudness::of(speech.samples()));
+        c.bench_function(name, |b| b.iter_batched(heard, |heard| english.transcript(heard, &decoding), criterion::BatchSize::SmallInput));
     }
     // Forced alignment beyond the network: ten minutes of read speech (the
     // sentence's output 62 times, as 62 pieces) and their text: the greedy

@@ -6,7 +6,7 @@
 mod common;
 
 use common::HarkServer;
-use hark_core::punctuation::{PunctuationFiles, Punctuator};
+use hark_core::punctuation::{capitalized, PunctuationFiles, Punctuator};
 use reqwest::blocking::{multipart, Client};
 use serde_json::Value;
 
@@ -83,11 +83,6 @@ fn measure(punctuator: &Punctuator, set: &str) -> (Scores, Scores) {
         }
     }
     (model, baseline)
-}
-
-fn capitalized(word: &str) -> String {
-    let mut chars = word.chars();
-    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 /// Floors for the shipped punctuation model on text it never saw: whole

@@ -105,14 +105,15 @@ impl Punctuator {
     pub fn load(files: &PunctuationFiles<'_>) -> Result<Self, ModelError> {
         let bad = |message: String| ModelError::Config(format!("punctuation: {message}"));
         let config: PunctuationConfig = serde_json::from_slice(&files.config_json).map_err(|e| bad(e.to_string()))?;
-        let text = |bytes: &[u8], name: &str| String::from_utf8(bytes.to_vec()).map_err(|_| bad(format!("{name} is not UTF-8")));
-        let words = text(&files.words_txt, "words.txt")?;
+        let utf8 = |name: &str| bad(format!("{name} is not UTF-8"));
+        let words = std::str::from_utf8(&files.words_txt).map_err(|_| utf8("words.txt"))?;
         let ids: HashMap<String, usize> = words.lines().enumerate().map(|(i, w)| (w.to_string(), i)).collect();
         let vocab = words.lines().count();
         if vocab <= UNK_ID {
             return Err(bad("words.txt needs <pad> and <unk> first".into()));
         }
-        let mixed = text(&files.mixed_txt, "mixed.txt")?
+        let mixed = std::str::from_utf8(&files.mixed_txt)
+            .map_err(|_| utf8("mixed.txt"))?
             .lines()
             .filter_map(|line| line.split_once('\t').map(|(word, form)| (word.to_string(), form.to_string())))
             .collect();
@@ -203,7 +204,7 @@ impl Punctuator {
 }
 
 /// The word with its first letter upper case.
-pub(crate) fn capitalized(word: &str) -> String {
+pub fn capitalized(word: &str) -> String {
     let mut chars = word.chars();
     chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }

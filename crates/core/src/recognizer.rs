@@ -22,9 +22,9 @@ use crate::lm::{LmError, NgramLm, BOS, EOS, UNK};
 use crate::model::{AcousticModel, LogProbs, ModelError, ModelFiles, DEFAULT_DECODING, DEFAULT_MODEL};
 use crate::pipeline::{Cut, Heard};
 use crate::punctuation::{PunctuationFiles, Punctuator};
-use crate::transcript::{text_of, Alternative, SegmentRules, Transcript, Word};
+use crate::transcript::{text_of, Alternative, Transcript, Word};
 use crate::vad::{self, Loudness};
-use crate::written::{self, GivenForm};
+use crate::written::{self, GivenForm, WrittenToken};
 
 /// Audio up to this long is recognized whole; longer audio is cut at pauses
 /// into pieces this long at most (the model was trained on sentences of up
@@ -464,19 +464,21 @@ impl Recognizer {
         let pieces = heard.into_pieces();
         let shift =
             |words: Vec<Word>, by_s: f64| words.into_iter().map(move |w| Word { start_s: w.start_s + by_s, end_s: w.end_s + by_s, ..w });
-        if let [(start_s, log_probs)] = pieces.as_slice() {
+        let mut transcript = if let [(start_s, log_probs)] = pieces.as_slice() {
             let mut transcript = self.decode(log_probs, duration_s, decoding);
             transcript.words = shift(std::mem::take(&mut transcript.words), *start_s).collect();
-            transcript.tokens.iter_mut().for_each(|t| (t.start_s, t.end_s) = (t.start_s + start_s, t.end_s + start_s));
-            return transcript;
-        }
-        let mut words: Vec<Word> = Vec::new();
-        for (start_s, log_probs) in &pieces {
-            let best = decoding.decoder.decode(log_probs, self.model.vocabulary()).into_iter().next().map(|h| h.words).unwrap_or_default();
-            words.extend(shift(best, *start_s));
-        }
-        let mut transcript = Transcript::new(words, duration_s);
-        transcript.cuts_s = pieces.iter().skip(1).map(|(start_s, _)| *start_s).collect();
+            transcript
+        } else {
+            let mut words: Vec<Word> = Vec::new();
+            for (start_s, log_probs) in &pieces {
+                let best =
+                    decoding.decoder.decode(log_probs, self.model.vocabulary()).into_iter().next().map(|h| h.words).unwrap_or_default();
+                words.extend(shift(best, *start_s));
+            }
+            let mut transcript = Transcript::new(words, duration_s);
+            transcript.cuts_s = pieces.iter().skip(1).map(|(start_s, _)| *start_s).collect();
+            transcript
+        };
         self.write(&mut transcript, decoding);
         transcript
     }
@@ -485,25 +487,22 @@ impl Recognizer {
     /// asks ([`written::write`]), punctuated in one batch.
     fn write(&self, transcript: &mut Transcript, decoding: &Decoding) {
         let Some(given) = &decoding.written else { return };
-        let texts: Vec<Vec<String>> = std::iter::once(transcript.words.iter().map(|w| w.word.clone()).collect())
-            .chain(transcript.alternatives.iter().map(|a| a.text.split_whitespace().map(String::from).collect()))
+        let texts: Vec<Vec<&str>> = std::iter::once(transcript.words.iter().map(|w| w.word.as_str()).collect())
+            .chain(transcript.alternatives.iter().map(|a| a.text.split_whitespace().collect()))
             .collect();
-        let texts: Vec<Vec<&str>> = texts.iter().map(|t| t.iter().map(String::as_str).collect()).collect();
         let slices: Vec<&[&str]> = texts.iter().map(Vec::as_slice).collect();
         let punctuated = self.punctuator.as_ref().map(|p| p.punctuate(&slices));
-        // Phrases end where a segment would: at a long pause or a cut.
-        let words = &transcript.words;
-        let pause_s = SegmentRules::default().min_pause_s;
-        let breaks: Vec<usize> = (1..words.len())
-            .filter(|&i| {
-                words[i].start_s - words[i - 1].end_s >= pause_s
-                    || transcript.cuts_s.iter().any(|&cut| words[i - 1].start_s < cut && cut <= words[i].start_s)
+        let starts = transcript.phrase_starts();
+        let written: Vec<Vec<WrittenToken>> = slices
+            .iter()
+            .enumerate()
+            .map(|(i, words)| {
+                // The alternatives have no times: one phrase each.
+                let breaks = if i == 0 { starts.as_slice() } else { &[] };
+                written::write(words, breaks, punctuated.as_ref().map(|p| p[i].as_slice()), given)
             })
             .collect();
-        let mut written = slices.iter().enumerate().map(|(i, words)| {
-            let breaks = if i == 0 { breaks.as_slice() } else { &[] };
-            written::write(words, breaks, punctuated.as_ref().map(|p| p[i].as_slice()), given)
-        });
+        let mut written = written.into_iter();
         let first = written.next().unwrap_or_default();
         for (alternative, tokens) in transcript.alternatives.iter_mut().zip(written) {
             alternative.text = tokens.into_iter().map(|t| t.text).collect::<Vec<_>>().join(" ");
@@ -537,7 +536,8 @@ impl Recognizer {
         self.fbank.compute(waveform)
     }
 
-    /// The transcript of the acoustic model's output for `duration_s` of audio.
+    /// The spoken transcript of the acoustic model's output for `duration_s`
+    /// of audio (what [`Self::transcript`] then writes as the request asks).
     pub fn decode(&self, log_probs: &LogProbs, duration_s: f64, decoding: &Decoding) -> Transcript {
         let hypotheses = decoding.decoder.decode(log_probs, self.model.vocabulary());
         let alternatives = if hypotheses.len() > 1 {
@@ -548,7 +548,6 @@ impl Recognizer {
         let best = hypotheses.into_iter().next().map(|h| h.words).unwrap_or_default();
         let mut transcript = Transcript::new(best, duration_s);
         transcript.alternatives = alternatives;
-        self.write(&mut transcript, decoding);
         transcript
     }
 }

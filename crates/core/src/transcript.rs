@@ -135,6 +135,19 @@ impl Transcript {
         )
     }
 
+    /// Whether a pause of at least `min_pause_s`, or a cut, lies between
+    /// two consecutive words (or tokens).
+    fn apart(&self, before: &Word, after: &Word, min_pause_s: f64) -> bool {
+        after.start_s - before.end_s >= min_pause_s || self.cuts_s.iter().any(|&cut| before.start_s < cut && cut <= after.start_s)
+    }
+
+    /// The indices of the words that start a phrase: after a pause that
+    /// breaks a segment by default, or a cut. Written tokens never span one.
+    pub fn phrase_starts(&self) -> Vec<usize> {
+        let min_pause_s = SegmentRules::default().min_pause_s;
+        (1..self.words.len()).filter(|&i| self.apart(&self.words[i - 1], &self.words[i], min_pause_s)).collect()
+    }
+
     /// Groups the words (the written tokens, when written: [`Self::units`])
     /// into segments, breaking at pauses of at least `rules.min_pause_s`,
     /// after `rules.max_words` words, and where the audio was cut.
@@ -148,8 +161,7 @@ impl Transcript {
                 || i + 1 - first >= rules.max_words
                 || chars(&units[first..=i + 1]) > rules.max_chars
                 || units[i + 1].end_s - units[first].start_s > rules.max_duration_s
-                || units[i + 1].start_s - units[i].end_s >= rules.min_pause_s
-                || self.cuts_s.iter().any(|&cut| units[i].start_s < cut && cut <= units[i + 1].start_s);
+                || self.apart(&units[i], &units[i + 1], rules.min_pause_s);
             if last_in_segment {
                 let words = &units[first..=i];
                 segments.push(Segment {
