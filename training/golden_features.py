@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
-from hark_train.features import DEFAULT_FEATURES, compute, read_wav
+from hark_train.features import DEFAULT_FEATURES, compute, read_audio
 
 ROOT = Path(__file__).resolve().parent.parent
 AUDIO = ["hello-16k.wav", "chirp-noise-16k.wav"]
@@ -23,7 +23,7 @@ VARIANT = dict(DEFAULT_FEATURES, snip_edges=False, window_type="hamming", num_bi
 def main():
     tensors = {}
     for name in AUDIO:
-        samples = read_wav(ROOT / "tests" / "data" / name)
+        samples = read_audio(ROOT / "tests" / "data" / name)
         tensors[f"{name}/default"] = compute(samples, DEFAULT_FEATURES)
         tensors[f"{name}/variant"] = compute(samples, VARIANT)
     out = ROOT / "tests" / "fixtures" / "fbank_golden.safetensors"

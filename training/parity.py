@@ -12,7 +12,7 @@ import torch
 from safetensors.numpy import save_file
 
 from hark_train import export
-from hark_train.features import compute, read_wav
+from hark_train.features import compute, read_audio
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +22,7 @@ def main():
     model.eval()
     tensors = {}
     for name in ("hello-16k.wav", "chirp-noise-16k.wav"):
-        feats = compute(read_wav(ROOT / "tests" / "data" / name), config["features"])
+        feats = compute(read_audio(ROOT / "tests" / "data" / name), config["features"])
         with torch.no_grad():
             log_probs, steps = model(torch.from_numpy(feats)[None], torch.tensor([len(feats)]))
         tensors[f"{name}/features"] = np.ascontiguousarray(feats)

@@ -30,7 +30,7 @@ def read_manifest(path) -> list[dict]:
 
 def _features_of(args):
     audio_path, cfg = args
-    return features.compute(features.read_wav(audio_path), cfg).astype(np.float16)
+    return features.compute(features.read_audio(audio_path), cfg).astype(np.float16)
 
 
 class FeatureSet:

@@ -3,8 +3,11 @@
 identical input (tests/fixtures/fbank_golden.safetensors checks hark against
 this code)."""
 
+from pathlib import Path
+
 import kaldi_native_fbank as knf
 import numpy as np
+import soundfile
 from scipy.io import wavfile
 from scipy.signal import resample_poly
 
@@ -68,17 +71,22 @@ def compute(samples: np.ndarray, cfg: dict = DEFAULT_FEATURES) -> np.ndarray:
     return feats
 
 
-def read_wav(path) -> np.ndarray:
-    """Reads a 16-bit PCM or 32-bit float WAV as mono float32 at 16 kHz.
+def read_audio(path) -> np.ndarray:
+    """Reads audio as mono float32 at 16 kHz: a 16-bit PCM or 32-bit float
+    WAV, or any other file libsndfile reads (the Ogg Opus parts of
+    `hark_train.pack`).
 
     Audio at other rates should come through `hark decode` first (see
     prepare_fsdd.py): then training hears exactly what hark hears, down to
-    its resampler. The scipy fallback here is for quick experiments."""
-    rate, x = wavfile.read(str(path))
-    if x.dtype == np.int16:
-        x = x.astype(np.float32) / 32768.0
-    elif x.dtype != np.float32:
-        raise ValueError(f"{path}: expected 16-bit PCM or 32-bit float, got {x.dtype}")
+    its resampler. The resampling here is for quick experiments."""
+    if Path(path).suffix.lower() == ".wav":
+        rate, x = wavfile.read(str(path))
+        if x.dtype == np.int16:
+            x = x.astype(np.float32) / 32768.0
+        elif x.dtype != np.float32:
+            raise ValueError(f"{path}: expected 16-bit PCM or 32-bit float, got {x.dtype}")
+    else:
+        x, rate = soundfile.read(str(path), dtype="float32")
     if x.ndim == 2:
         x = x.mean(axis=1)
     if rate != SAMPLE_RATE_HZ:

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .features import SAMPLE_RATE_HZ, read_wav
+from .features import SAMPLE_RATE_HZ, read_audio
 from .text import normalize
 
 HELD_OUT_SPEAKER = "slt"
@@ -177,7 +177,7 @@ class Babble:
             return None
         out = np.zeros(n, np.float32)
         for _ in range(rng.randint(4, 8)):
-            x = read_wav(rng.choice(self.paths))
+            x = read_audio(rng.choice(self.paths))
             x = x / (np.std(x) + 1e-9)
             reps = np.tile(x, n // len(x) + 2)
             start = rng.randint(0, len(x))
@@ -203,7 +203,7 @@ def augment(clean: Path, out: Path, rng: random.Random, babble: Babble, heavy: b
     with tempfile.TemporaryDirectory() as tmp:
         stage = Path(tmp) / "a.wav"
         sox(clean, stage, *effects, out_args=("-b", "16"))
-        x = read_wav(stage)
+        x = read_audio(stage)
         np_rng = np.random.default_rng(rng.getrandbits(32))
         if heavy and rng.random() < 0.5:
             b = babble.make(len(x), rng) if rng.random() < 0.3 else None

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from . import export, text
@@ -41,6 +42,23 @@ def evaluate(model, data: FeatureSet, indices, device, max_frames: int):
             refs.append(data.rows[i]["text"])
     model.train()
     return text.wer(refs, hyps), list(zip(refs, hyps))
+
+
+class Collate:
+    """Pads and augments one batch, in a loader worker or in the training
+    process alike; each batch draws its augmentation from its own seed, so a
+    run does not depend on how many workers it has."""
+
+    def __init__(self, data: FeatureSet, augment, seed: str):
+        self.data, self.augment, self.seed = data, augment, seed
+
+    def __call__(self, item):
+        epoch, k, batch = item
+        rng = random.Random(f"{self.seed}-{epoch}-{k}")
+        x, lengths, targets, target_lengths = self.data.collate(batch, self.augment, rng)
+        if self.augment:
+            x = spec_augment(x, lengths, rng)
+        return x, lengths, targets, target_lengths
 
 
 def main(argv=None):
@@ -67,6 +85,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--cache-dir", default=os.path.join(os.path.dirname(__file__), "..", "data", "cache"))
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
+    p.add_argument("--workers", type=int, default=0, help="processes that collate and augment batches (0: the training process; a GPU needs several)")
     args = p.parse_args(argv)
 
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -78,7 +97,6 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    rng = random.Random(args.seed + rank)
 
     if args.init:
         model, config = export.load(args.init)
@@ -130,14 +148,13 @@ def main(argv=None):
         sortagrad = epoch == 0 and not args.init
         batches = train.batches(train_idx, args.max_frames, shuffle=not sortagrad, seed=args.seed * 1000 + epoch)
         batches = batches[rank::world][: len(batches) // world]
-        bar = tqdm(batches, desc=f"epoch {epoch}", disable=rank != 0, mininterval=5)
-        for batch in bar:
+        loader = DataLoader([(epoch, k, b) for k, b in enumerate(batches)], batch_size=None, num_workers=args.workers,
+                            collate_fn=Collate(train, augment, f"{args.seed}-{rank}"), pin_memory=device.type == "cuda")
+        bar = tqdm(loader, desc=f"epoch {epoch}", disable=rank != 0, mininterval=5)
+        for x, lengths, targets, target_lengths in bar:
             lr = args.lr * min(1.0, (step + 1) / args.warmup) * args.lr_decay**epoch
             for g in opt.param_groups:
                 g["lr"] = lr
-            x, lengths, targets, target_lengths = train.collate(batch, augment, rng)
-            if augment:
-                x = spec_augment(x, lengths, rng)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
                 log_probs, steps = ddp(x.to(device), lengths.to(device), pack=False)
             loss = ctc(log_probs.float().transpose(0, 1), targets.to(device), steps, target_lengths.to(device))
