@@ -7,8 +7,13 @@
 #
 # Training data, mixed in every epoch (length-sorted batches, shuffled):
 # speechocean762 and Speech Commands (real, minus the dev speakers), Kokoro
-# (natural synthetic, twice: its held-out voices are the synthetic test),
-# FSDD training takes, and strings of 3–7 FSDD training takes.
+# (natural synthetic; its held-out voices are the synthetic test), FSDD
+# training takes, strings of 3–7 FSDD training takes, and every set of
+# Kokoro speech made here (data/kokoro-more*, by `hark_train.kokoro`),
+# split by speaker. The export is chosen on that speech's held-out voices
+# (native read speech, what the model is for) when there is any, else on
+# the real dev speakers. The flags are those of a run resuming a trained
+# model; the model card lists each run's.
 set -euo pipefail
 cd "$(dirname "$0")"
 minutes=${1:-600}
@@ -32,11 +37,21 @@ if [ ! -f data/lm/lm.bin ]; then
     cp data/lm/lm.bin ../models/hark-en/lm.bin
 fi
 
+made_train=() made_dev=()
+for made in data/kokoro-more*/; do
+    made=${made%/}
+    [ -f "$made/train.jsonl" ] || continue
+    [ "$made/train-split.jsonl" -nt "$made/train.jsonl" ] ||
+        .venv/bin/python -m hark_train.kokoro --out "$made" --split-dev am_adam bf_alice zf_xiaoni
+    made_train+=("$made/train-split.jsonl")
+    made_dev+=("$made/dev.jsonl")
+done
+[ ${#made_dev[@]} -gt 0 ] || made_dev=(data/shared/speechocean-dev.jsonl data/shared/commands-dev.jsonl data/fsdd/dev.jsonl)
+
 .venv/bin/python -m hark_train.train \
-    --train data/shared/speechocean-train.jsonl data/shared/commands-train.jsonl \
-        data/shared/kokoro-train.jsonl data/shared/kokoro-train.jsonl \
-        data/fsdd/train.jsonl data/digit-strings/manifest.jsonl \
-    --dev data/shared/speechocean-dev.jsonl data/shared/commands-dev.jsonl data/fsdd/dev.jsonl \
+    --train data/shared/speechocean-train.jsonl data/shared/commands-train.jsonl data/shared/kokoro-train.jsonl \
+        "${made_train[@]}" data/fsdd/train.jsonl data/digit-strings/manifest.jsonl \
+    --dev "${made_dev[@]}" \
     --out ../models/hark-en --name hark-en --init ../models/hark-en \
-    --lr 5e-4 --warmup 100 --lr-decay 0.85 \
-    --max-frames 12000 --eval-every 300 --minutes "$minutes" --threads "$threads"
+    --lr 1e-4 --warmup 20 --lr-decay 0.9 \
+    --max-frames 12000 --eval-every 250 --minutes "$minutes" --threads "$threads"
