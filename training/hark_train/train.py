@@ -78,6 +78,8 @@ def main(argv=None):
     p.add_argument("--lr-decay", type=float, default=0.95, help="learning-rate factor per epoch")
     p.add_argument("--max-frames", type=int, default=20000, help="padded frames per batch (per process)")
     p.add_argument("--eval-every", type=int, default=500, help="steps between dev evaluations")
+    p.add_argument("--keep-all", action="store_true",
+                   help="also export every evaluated model to OUT/step-N, to measure them on sets the dev set does not cover")
     p.add_argument("--no-augment", action="store_true", help="no augmentation at all in training")
     p.add_argument("--no-warp", action="store_true", help="no VTLP or tempo perturbation")
     p.add_argument("--no-pad", action="store_true", help="no pause padding around the utterances")
@@ -138,6 +140,8 @@ def main(argv=None):
         if improved:
             best_wer = wer
             export.export(model, config, args.out)
+        if args.keep_all:
+            export.export(model, config, os.path.join(args.out, f"step-{step}"))
         tqdm.write(f"step {step} dev WER {wer:.4f} (best {best_wer:.4f}){' exported' if improved else ''} "
                    f"e.g. '{pairs[0][1]}' for '{pairs[0][0]}'")
 
