@@ -4,8 +4,8 @@ travel to a GPU machine, where `training/gpu.sh` unpacks them and trains.
     python -m hark_train.pack data/gpu --train a.jsonl [b.jsonl ...] --dev d.jsonl [...] \
         [--bitrate 16] [--part-mib 42]
 
-Such a machine takes a few tens of MiB per call: the English set, 12.7 h
-of 16 kHz speech, is 1.4 GB as WAV and 105 MB as 16 kb/s Opus (the
+Such a machine takes a few tens of MiB per call: the English set, 16.7 h
+of 16 kHz speech, is 1.9 GB as WAV and 155 MB as 16 kb/s Opus (the
 training mix already holds Opus-coded speech down to 8 kb/s). Every
 audio file is encoded once, even when a manifest lists it twice to weight
 it, and kept under OUT/audio, so packing again after adding a manifest
