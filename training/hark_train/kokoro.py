@@ -206,6 +206,7 @@ def main():
             with tempfile.TemporaryDirectory() as tmp:
                 raw = Path(tmp) / "raw.wav"
                 sf.write(raw, np.clip(audio, -1, 1), rate, subtype="PCM_16")
+                # Without --clean no draw is made, so the sets made before it resume identically.
                 heavy = args.clean == 0 or rng.random() >= args.clean
                 applied = augment(raw, wav, rng, babble, heavy=heavy)
             duration = sf.info(wav).duration

@@ -173,7 +173,7 @@ def main(argv=None):
             if (time.time() - start) / 60 > args.minutes:
                 done = True
                 break
-        if rank == 0:
+        if rank == 0 and step % args.eval_every:  # not evaluated at this step already
             checkpoint()
         if done:
             break
