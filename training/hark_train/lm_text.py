@@ -108,23 +108,28 @@ def main():
     p.add_argument("--manifests", nargs="*", default=[], type=Path, help="training manifests whose transcripts to add")
     p.add_argument("--everyday", type=int, default=300_000, help="generated everyday sentences")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--exclude", nargs="*", default=[], type=Path,
+                   help="manifests whose sentences are left out: a dev set read from the corpus stays unseen")
     args = p.parse_args()
+    excluded = {normalize(json.loads(row)["text"]) for m in args.exclude for row in m.read_text().splitlines() if row.strip()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     lines = 0
     with open(args.out, "w") as out:
         with lzma.open(args.corpus, "rt") as corpus:
             for line in corpus:
-                out.write(line)
-                lines += 1
+                if line.rstrip("\n") not in excluded:
+                    out.write(line)
+                    lines += 1
         for manifest in args.manifests:
             for row in manifest.read_text().splitlines():
                 if row.strip():
                     out.write(normalize(json.loads(row)["text"]) + "\n")
                     lines += 1
         for s in everyday_sentences(args.everyday, args.seed):
-            out.write(s + "\n")
-            lines += 1
-    print(f"{lines} sentences → {args.out}")
+            if s not in excluded:
+                out.write(s + "\n")
+                lines += 1
+    print(f"{lines} sentences → {args.out} ({len(excluded)} distinct sentences excluded)")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,12 @@ pub struct LmFusion {
 
 /// Words a hypothesis may use freely; others cost `oov_penalty` (natural
 /// log) each, a soft ban that still lets a clearly spoken new word through.
+/// With a language model, a word outside the lexicon also pays for its
+/// spelling: every letter past the lexicon's last matching prefix costs
+/// the LM weight times ln(letters in the alphabet), its probability under
+/// uniform letters. The LM scores such a word once, as unknown, however
+/// long it is; without that cost a noisy stretch of speech is cheapest as
+/// one endless word with no word breaks for the LM to score.
 #[derive(Debug, Clone)]
 pub struct Lexicon {
     trie: TokenTrie,
@@ -198,6 +204,8 @@ struct Search<'a> {
     decoder: &'a BeamSearchDecoder,
     vocabulary: &'a Vocabulary,
     separator: usize,
+    /// What a letter outside the lexicon costs (see [`Lexicon`]).
+    oov_letter_cost: f32,
     prefixes: Vec<Prefix>,
     children: FxHashMap<(u32, u32), u32>,
 }
@@ -215,7 +223,17 @@ impl<'a> Search<'a> {
             hot: HotState::default(),
             lex: LexState::In(ROOT),
         };
-        Self { decoder, vocabulary, separator: vocabulary.word_separator(), prefixes: vec![root], children: FxHashMap::default() }
+        // The letters a word is spelled with: every token but blank and the word break.
+        let letters = vocabulary.len().saturating_sub(2).max(1) as f32;
+        let oov_letter_cost = decoder.lm.as_ref().map_or(0.0, |fusion| fusion.weight * letters.ln());
+        Self {
+            decoder,
+            vocabulary,
+            separator: vocabulary.word_separator(),
+            oov_letter_cost,
+            prefixes: vec![root],
+            children: FxHashMap::default(),
+        }
     }
 
     /// A separator right after another (or at the start) adds nothing to
@@ -289,10 +307,14 @@ impl<'a> Search<'a> {
                     },
                     out => out,
                 };
-                // Pay for leaving the lexicon once no hotword can excuse it.
+                // Pay for leaving the lexicon once no hotword can excuse it,
+                // and for every letter spelled outside it.
                 if child.lex == (LexState::Out { charged: false }) && !hot.is_matching() {
                     child.bonus -= penalty;
                     child.lex = LexState::Out { charged: true };
+                }
+                if child.lex == (LexState::Out { charged: true }) {
+                    child.bonus -= self.oov_letter_cost;
                 }
             }
         }
@@ -656,6 +678,33 @@ mod tests {
         assert_eq!(best(&soft, &lp), "cat");
         // A clearly spoken new word still comes through the soft ban.
         assert_eq!(best(&soft, &clear("_c_o_w_")), "cow");
+    }
+
+    /// Word breaks the acoustics are unsure of, and an LM that makes every
+    /// word cost something: one run-on word outside the lexicon, scored
+    /// once as unknown, must not dodge the words' scores for free.
+    #[test]
+    fn a_word_outside_the_lexicon_pays_for_its_letters() {
+        let v = vocabulary();
+        let lm = crate::lm::build::KneserNey::estimate(["the cat sat", "a cat ran", "the dog sat", "a dog ran"], 2).unwrap();
+        let lm = Arc::new(NgramLm::from_arpa(&lm.to_arpa()).unwrap());
+        let lexicon = Arc::new(Lexicon::new(["the", "a", "cat", "dog", "sat", "ran"], &v));
+        let unsure = [(' ', 0.25), ('_', 0.75)];
+        let sentence = "the cat sat a dog ran the dog sat";
+        let mut spec: Vec<Vec<(char, f32)>> = Vec::new();
+        for (i, word) in sentence.split(' ').enumerate() {
+            if i > 0 {
+                spec.push(unsure.to_vec());
+            }
+            spec.extend(word.chars().map(|c| vec![(c, 0.95)]));
+        }
+        let lp = steps(&spec.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        let decoder = BeamSearchDecoder {
+            lm: Some(LmFusion { lm, weight: 2.0, word_bonus: 0.0 }),
+            lexicon: Some((lexicon, 5.0)),
+            ..Default::default()
+        };
+        assert_eq!(best(&decoder, &lp), sentence);
     }
 
     #[test]
