@@ -37,7 +37,8 @@ def main():
     args = p.parse_args()
     results = []
     for a, b, o in itertools.product(args.lm_weights, args.word_bonuses, args.oov_penalties):
-        w = wer(args, ["--lm-weight", str(a), "--word-bonus", str(b), "--oov-penalty", str(o)])
+        # `--flag=value`: a negative bonus is not taken for a flag.
+        w = wer(args, [f"--lm-weight={a}", f"--word-bonus={b}", f"--oov-penalty={o}"])
         results.append((w, a, b, o))
         print(f"lm_weight {a:<5} word_bonus {b:<5} oov_penalty {o:<5} WER {w:.2f}%", flush=True)
     w, a, b, o = min(results)

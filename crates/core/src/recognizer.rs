@@ -241,7 +241,7 @@ impl Recognizer {
         let fbank = Fbank::new(model.config().features.clone())?;
         let lexicon = lm.as_ref().map(|lm| {
             let words = lm.words().filter(|w| ![BOS, EOS, UNK].contains(w));
-            Arc::new(Lexicon::new(words, model.vocabulary()))
+            Arc::new(Lexicon::new(words.map(|w| (w, lm.unigram_log10_prob(w))), model.vocabulary()))
         });
         Ok(Self {
             model: Arc::new(model),

@@ -56,27 +56,44 @@ pub struct LmFusion {
 /// uniform letters. The LM scores such a word once, as unknown, however
 /// long it is; without that cost a noisy stretch of speech is cheapest as
 /// one endless word with no word breaks for the LM to score.
+///
+/// The lexicon also looks ahead: an unfinished word already carries the
+/// LM's verdict on the likeliest word it can still become (the best
+/// unigram probability below its trie node, weighted like the LM), which
+/// is replaced by the LM's real score when the word ends. Without it a
+/// word's start is free, so the beam fills with beginnings of rare words
+/// and loses likely readings before the LM ever sees a word break.
 #[derive(Debug, Clone)]
 pub struct Lexicon {
     trie: TokenTrie,
     is_word: Vec<bool>,
+    /// Per trie node: the best log10 unigram probability of the words
+    /// through it (0 at the root).
+    best_log10_prob: Vec<f32>,
 }
 
 impl Lexicon {
-    /// The words, spelled with the model's tokens; words with other
-    /// characters are left out.
-    pub fn new<'a>(words: impl IntoIterator<Item = &'a str>, vocabulary: &Vocabulary) -> Self {
+    /// The words with their log10 unigram probabilities under the LM the
+    /// lexicon is used with (any constant without one), spelled with the
+    /// model's tokens; words with other characters are left out.
+    pub fn new<'a>(words: impl IntoIterator<Item = (&'a str, f32)>, vocabulary: &Vocabulary) -> Self {
         let mut trie = TokenTrie::new();
         let mut is_word = vec![false];
-        for word in words {
+        let mut best_log10_prob = vec![0.0];
+        for (word, log10_prob) in words {
             let tokens: Option<Vec<usize>> = word.chars().map(|c| vocabulary.id(c.encode_utf8(&mut [0; 4]))).collect();
             if let Some(tokens) = tokens.filter(|t| !t.is_empty() && !t.contains(&vocabulary.word_separator())) {
                 let path = trie.insert(&tokens);
                 is_word.resize(trie.len(), false);
+                best_log10_prob.resize(trie.len(), f32::NEG_INFINITY);
                 is_word[path[path.len() - 1] as usize] = true;
+                for &node in &path {
+                    let best = &mut best_log10_prob[node as usize];
+                    *best = best.max(log10_prob);
+                }
             }
         }
-        Self { trie, is_word }
+        Self { trie, is_word, best_log10_prob }
     }
 
     /// Number of distinct words.
@@ -204,8 +221,10 @@ struct Search<'a> {
     decoder: &'a BeamSearchDecoder,
     vocabulary: &'a Vocabulary,
     separator: usize,
-    /// What a letter outside the lexicon costs (see [`Lexicon`]).
+    /// What a letter outside the lexicon costs, and what turns the
+    /// lexicon's log10 look-ahead into score (see [`Lexicon`]).
     oov_letter_cost: f32,
+    lookahead_scale: f32,
     prefixes: Vec<Prefix>,
     children: FxHashMap<(u32, u32), u32>,
 }
@@ -226,11 +245,13 @@ impl<'a> Search<'a> {
         // The letters a word is spelled with: every token but blank and the word break.
         let letters = vocabulary.len().saturating_sub(2).max(1) as f32;
         let oov_letter_cost = decoder.lm.as_ref().map_or(0.0, |fusion| fusion.weight * letters.ln());
+        let lookahead_scale = decoder.lm.as_ref().map_or(0.0, |fusion| fusion.weight * LN_10);
         Self {
             decoder,
             vocabulary,
             separator: vocabulary.word_separator(),
             oov_letter_cost,
+            lookahead_scale,
             prefixes: vec![root],
             children: FxHashMap::default(),
         }
@@ -269,6 +290,10 @@ impl<'a> Search<'a> {
             if unpaid && !self.decoder.hotwords.completes(p.hot) {
                 score -= penalty;
             }
+            // The look-ahead gives way to the LM's score below.
+            if let LexState::In(node) = p.lex {
+                score -= self.lookahead(lexicon, node);
+            }
         }
         let mut lm_state = p.lm_state;
         if let (Some(fusion), Some(state)) = (&self.decoder.lm, p.lm_state) {
@@ -278,6 +303,11 @@ impl<'a> Search<'a> {
             lm_state = Some(next);
         }
         (score, lm_state, hot)
+    }
+
+    /// What an unfinished word at this lexicon node has been credited (see [`Lexicon`]).
+    fn lookahead(&self, lexicon: &Lexicon, node: u32) -> f32 {
+        self.lookahead_scale * lexicon.best_log10_prob[node as usize]
     }
 
     /// The child of `prefix` for `token`, made on first use.
@@ -302,8 +332,14 @@ impl<'a> Search<'a> {
             if let Some((lexicon, penalty)) = &self.decoder.lexicon {
                 child.lex = match parent.lex {
                     LexState::In(node) => match lexicon.trie.child(node, token) {
-                        Some(next) => LexState::In(next),
-                        None => LexState::Out { charged: false },
+                        Some(next) => {
+                            child.bonus += self.lookahead(lexicon, next) - self.lookahead(lexicon, node);
+                            LexState::In(next)
+                        }
+                        None => {
+                            child.bonus -= self.lookahead(lexicon, node);
+                            LexState::Out { charged: false }
+                        }
                     },
                     out => out,
                 };
@@ -672,7 +708,7 @@ mod tests {
     fn the_lexicon_penalizes_words_outside_it() {
         let v = vocabulary();
         let lp = steps(&[&[('c', 0.9)], &[('o', 0.55), ('a', 0.45)], &[('t', 0.9)]]);
-        let lexicon = Arc::new(Lexicon::new(["cat", "dog"], &v));
+        let lexicon = Arc::new(Lexicon::new(["cat", "dog"].map(|w| (w, 0.0)), &v));
         assert_eq!(lexicon.len(), 2);
         let soft = BeamSearchDecoder { lexicon: Some((lexicon.clone(), 5.0)), ..Default::default() };
         assert_eq!(best(&soft, &lp), "cat");
@@ -688,7 +724,8 @@ mod tests {
         let v = vocabulary();
         let lm = crate::lm::build::KneserNey::estimate(["the cat sat", "a cat ran", "the dog sat", "a dog ran"], 2).unwrap();
         let lm = Arc::new(NgramLm::from_arpa(&lm.to_arpa()).unwrap());
-        let lexicon = Arc::new(Lexicon::new(["the", "a", "cat", "dog", "sat", "ran"], &v));
+        let words = ["the", "a", "cat", "dog", "sat", "ran"].map(|w| (w, lm.unigram_log10_prob(w)));
+        let lexicon = Arc::new(Lexicon::new(words, &v));
         let unsure = [(' ', 0.25), ('_', 0.75)];
         let sentence = "the cat sat a dog ran the dog sat";
         let mut spec: Vec<Vec<(char, f32)>> = Vec::new();
@@ -705,6 +742,32 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(best(&decoder, &lp), sentence);
+    }
+
+    /// A word's first letter sounds more like a rare word's: in a beam of
+    /// one, only the look-ahead keeps the common word's beginning alive.
+    #[test]
+    fn the_lexicon_looks_ahead_to_the_words_a_beginning_can_become() {
+        let v = vocabulary();
+        // "cat" follows many words, "zap" and "zax" one.
+        let mut text = ["cat", "a cat", "my cat", "one cat", "the cat", "old cat", "cat ran"].repeat(3);
+        text.extend(["the zap", "the zax"]);
+        let lm = crate::lm::build::KneserNey::estimate(text, 2).unwrap();
+        let lm = Arc::new(NgramLm::from_arpa(&lm.to_arpa()).unwrap());
+        let words = ["the", "cat", "zap", "zax"];
+        let informed = Arc::new(Lexicon::new(words.map(|w| (w, lm.unigram_log10_prob(w))), &v));
+        // Every word's look-ahead equal: none at all.
+        let flat = Arc::new(Lexicon::new(words.map(|w| (w, 0.0)), &v));
+        let lp = steps(&[&[('z', 0.6), ('c', 0.4)], &[('a', 0.9)], &[('t', 0.5), ('p', 0.25), ('x', 0.25)]]);
+        let decoder = |beam_size, lexicon: &Arc<Lexicon>| BeamSearchDecoder {
+            options: BeamOptions { beam_size, ..Default::default() },
+            lm: Some(LmFusion { lm: lm.clone(), weight: 1.0, word_bonus: 0.0 }),
+            lexicon: Some((lexicon.clone(), 5.0)),
+            ..Default::default()
+        };
+        assert_eq!(best(&decoder(16, &flat), &lp), "cat");
+        assert_eq!(best(&decoder(1, &informed), &lp), "cat");
+        assert_ne!(best(&decoder(1, &flat), &lp), "cat");
     }
 
     #[test]

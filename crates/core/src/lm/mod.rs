@@ -220,6 +220,11 @@ impl NgramLm {
         self.ids.get(word).copied()
     }
 
+    /// log10 P(word) with no context; words outside the vocabulary get `<unk>`'s.
+    pub fn unigram_log10_prob(&self, word: &str) -> f32 {
+        self.score(LmState::default(), self.word_id(word)).0
+    }
+
     pub fn end_of_sentence(&self) -> WordId {
         self.eos
     }
