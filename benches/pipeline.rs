@@ -95,7 +95,13 @@ fn pipeline(c: &mut Criterion) {
         ("ctc beam 64 + 3-gram LM, 9.7 s speech", DecodeOptions { beam_size: Some(64), ..Default::default() }),
         (
             "ctc beam 256 no LM, 9.7 s speech",
-            DecodeOptions { lm_weight: Some(0.0), word_bonus: Some(0.0), oov_penalty: Some(0.0), ..Default::default() },
+            DecodeOptions {
+                lm_weight: Some(0.0),
+                word_bonus: Some(0.0),
+                blank_penalty: Some(0.0),
+                oov_penalty: Some(0.0),
+                ..Default::default()
+            },
         ),
         ("ctc greedy, 9.7 s speech", DecodeOptions { decoder: Some(DecoderKind::Greedy), ..Default::default() }),
     ] {

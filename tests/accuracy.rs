@@ -3,7 +3,8 @@
 //! strings of 3–7 digits made from FSDD test takes
 //! (`tests/data/digit-strings.jsonl`, from `training/digit_strings.py`).
 //! Each bound is the shipped model's own measurement plus a point of slack,
-//! so a worse model fails here; the model card holds the same numbers.
+//! or the target where that is lower, so a worse model fails here; the
+//! model card holds the same numbers.
 
 mod common;
 
@@ -66,9 +67,12 @@ fn english_model_wer_on_real_speech_stays_at_its_measured_level() {
     let fsdd = wer(&server, "FSDD test", manifest(&shared_data().join("fsdd/test.jsonl")));
     let recipes = std::fs::read_to_string(repo().join("tests/data/digit-strings.jsonl")).unwrap();
     let strings = wer(&server, "digit strings", recipes.lines().map(|l| digit_string(&serde_json::from_str(l).unwrap())));
-    assert!(ljspeech <= LJSPEECH_DEV_WER + 1.0, "ljspeech-dev WER {ljspeech:.2} %");
-    assert!(fsdd <= FSDD_TEST_WER + 1.0, "FSDD test WER {fsdd:.2} %");
-    assert!(strings <= DIGIT_STRINGS_WER + 1.0, "digit strings WER {strings:.2} %");
+    for (set, wer, (measured, target)) in
+        [("ljspeech-dev", ljspeech, LJSPEECH_DEV_WER), ("FSDD test", fsdd, FSDD_TEST_WER), ("digit strings", strings, DIGIT_STRINGS_WER)]
+    {
+        let bound = (measured + 1.0).min(target);
+        assert!(wer <= bound, "{set} WER {wer:.2} %, above {bound:.2} % (measured {measured} %, target {target} %)");
+    }
 }
 
 /// ljspeech-dev as people send speech: Opus at 24 kb/s, in WebM as a
@@ -109,8 +113,8 @@ fn english_model_hears_opus_as_it_hears_the_originals() {
 }
 
 /// The shipped hark-en's measurements through this test (its card has the
-/// same), in percent. The targets are 40, 5 and 10: lower these as the
-/// model improves, never raise them.
-const LJSPEECH_DEV_WER: f64 = 37.91;
-const FSDD_TEST_WER: f64 = 5.67;
-const DIGIT_STRINGS_WER: f64 = 4.25;
+/// same) and the targets, in percent: lower the measurements as the model
+/// improves, never raise them.
+const LJSPEECH_DEV_WER: (f64, f64) = (35.30, 40.0);
+const FSDD_TEST_WER: (f64, f64) = (4.67, 5.0);
+const DIGIT_STRINGS_WER: (f64, f64) = (3.54, 10.0);

@@ -323,6 +323,7 @@ fn decoding_options_choose_beam_search_and_n_best() {
         ("beam_size=lots", "invalid_decoder_options", "beam_size"),
         ("alternatives=50", "invalid_decoder_options", "alternatives"),
         ("lm_weight=0.5", "invalid_decoder_options", "language model"),
+        ("blank_penalty=1", "invalid_decoder_options", "language model"),
         ("decoder=greedy&hotwords=seven", "invalid_decoder_options", "decoder=beam"),
         ("hotwords=seven:99", "invalid_hotwords", "seven:99"),
         ("temperature=1", "invalid_decoder_options", "temperature"),

@@ -25,7 +25,7 @@ shared=../../shared/data
 
 [ -f data/fsdd/train.jsonl ] || .venv/bin/python -m hark_train.prepare_fsdd "$shared/fsdd" data/fsdd
 [ -f data/shared/kokoro-train.jsonl ] || .venv/bin/python -m hark_train.prepare_shared "$shared" data/shared
-[ -f data/digit-strings/manifest.jsonl ] || python3 digit_strings.py render data/fsdd/train.jsonl data/digit-strings --count 800 --seed 11
+[ -f data/digit-strings/manifest.jsonl ] || .venv/bin/python digit_strings.py render data/fsdd/train.jsonl data/digit-strings --count 800 --seed 11
 
 # The read dev set the decoder is tuned on: two Kokoro voices reading book
 # sentences that the language model's text then leaves out (about 18

@@ -35,7 +35,7 @@ for entry in "${sets[@]}"; do
     [ -f "$manifest" ] || { echo "| $name | (missing: $manifest) | | | |"; continue; }
     dir="$cache/$(echo "$manifest" | tr / _)"
     greedy=$("$hark" eval --model "$model" --decoder greedy --save-log-probs "$dir" "$manifest" 2>/dev/null)
-    beam=$("$hark" eval --model "$model" --decoder beam --lm-weight 0 --word-bonus 0 --oov-penalty 0 --load-log-probs "$dir" "$manifest" 2>/dev/null)
+    beam=$("$hark" eval --model "$model" --decoder beam --lm-weight 0 --word-bonus 0 --blank-penalty 0 --oov-penalty 0 --load-log-probs "$dir" "$manifest" 2>/dev/null)
     default=$("$hark" eval --model "$model" --load-log-probs "$dir" "$manifest" 2>/dev/null)
     n=$(echo "$greedy" | sed -n 's/.*(\([0-9]*\) utterances.*/\1/p')
     cell() { echo "$(echo "$1" | field WER) / $(echo "$1" | field CER)"; }

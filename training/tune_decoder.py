@@ -33,16 +33,17 @@ def main():
     p.add_argument("--beam-size", type=int, default=16)
     p.add_argument("--lm-weights", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.45, 0.6])
     p.add_argument("--word-bonuses", type=float, nargs="+", default=[0.0, 1.0, 2.0, 3.0])
+    p.add_argument("--blank-penalties", type=float, nargs="+", default=[0.0])
     p.add_argument("--oov-penalties", type=float, nargs="+", default=[2.0, 4.0, 7.0, 10.0])
     args = p.parse_args()
     results = []
-    for a, b, o in itertools.product(args.lm_weights, args.word_bonuses, args.oov_penalties):
+    for a, b, k, o in itertools.product(args.lm_weights, args.word_bonuses, args.blank_penalties, args.oov_penalties):
         # `--flag=value`: a negative bonus is not taken for a flag.
-        w = wer(args, [f"--lm-weight={a}", f"--word-bonus={b}", f"--oov-penalty={o}"])
-        results.append((w, a, b, o))
-        print(f"lm_weight {a:<5} word_bonus {b:<5} oov_penalty {o:<5} WER {w:.2f}%", flush=True)
-    w, a, b, o = min(results)
-    print(f"best: lm_weight {a} word_bonus {b} oov_penalty {o} → WER {w:.2f}%")
+        w = wer(args, [f"--lm-weight={a}", f"--word-bonus={b}", f"--blank-penalty={k}", f"--oov-penalty={o}"])
+        results.append((w, a, b, k, o))
+        print(f"lm_weight {a:<5} word_bonus {b:<5} blank_penalty {k:<5} oov_penalty {o:<5} WER {w:.2f}%", flush=True)
+    w, a, b, k, o = min(results)
+    print(f"best: lm_weight {a} word_bonus {b} blank_penalty {k} oov_penalty {o} → WER {w:.2f}%")
 
 
 if __name__ == "__main__":

@@ -70,6 +70,8 @@ pub struct DecoderConfig {
     pub beam_size: usize,
     pub lm_weight: f32,
     pub word_bonus: f32,
+    /// Per step the search spends on blank, with the LM.
+    pub blank_penalty: f32,
     /// Per word outside the LM's vocabulary; 0 turns lexicon mode off.
     pub oov_penalty: f32,
     pub token_min_log_prob: f32,
@@ -85,6 +87,7 @@ impl Default for DecoderConfig {
             beam_size: beam.beam_size,
             lm_weight: 0.5,
             word_bonus: 1.0,
+            blank_penalty: 0.0,
             oov_penalty: 0.0,
             token_min_log_prob: beam.token_min_log_prob,
             token_top_k: beam.token_top_k,
@@ -110,6 +113,9 @@ pub struct DecodeOptions {
     /// Score added per word (beta), -10–10.
     #[cfg_attr(feature = "cli", arg(long))]
     pub word_bonus: Option<f32>,
+    /// Penalty per step on blank, with the language model, 0–5.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub blank_penalty: Option<f32>,
     /// Penalty per word outside the LM's vocabulary (0 = off), 0–50.
     #[cfg_attr(feature = "cli", arg(long))]
     pub oov_penalty: Option<f32>,
@@ -342,6 +348,7 @@ impl Recognizer {
             ("alternatives", options.alternatives.is_some_and(|n| n > 1)),
             ("lm_weight", options.lm_weight.is_some()),
             ("word_bonus", options.word_bonus.is_some()),
+            ("blank_penalty", options.blank_penalty.is_some()),
             ("oov_penalty", options.oov_penalty.is_some()),
         ];
         let alternatives = options.alternatives.unwrap_or(1);
@@ -356,16 +363,23 @@ impl Recognizer {
         }
         let beam_size = options.beam_size.unwrap_or(d.beam_size);
         check_range("beam_size", beam_size as f32, 1.0, 256.0)?;
-        for (name, value) in [("lm_weight", options.lm_weight), ("word_bonus", options.word_bonus), ("oov_penalty", options.oov_penalty)] {
+        for (name, value) in [
+            ("lm_weight", options.lm_weight),
+            ("word_bonus", options.word_bonus),
+            ("blank_penalty", options.blank_penalty),
+            ("oov_penalty", options.oov_penalty),
+        ] {
             if value.is_some() && self.lm.is_none() {
                 return Err(DecodeOptionsError::NeedsLm(name));
             }
         }
         let lm_weight = options.lm_weight.unwrap_or(d.lm_weight);
         let word_bonus = options.word_bonus.unwrap_or(d.word_bonus);
+        let blank_penalty = options.blank_penalty.unwrap_or(d.blank_penalty);
         let oov_penalty = options.oov_penalty.unwrap_or(d.oov_penalty);
         check_range("lm_weight", lm_weight, 0.0, 5.0)?;
         check_range("word_bonus", word_bonus, -10.0, 10.0)?;
+        check_range("blank_penalty", blank_penalty, 0.0, 5.0)?;
         check_range("oov_penalty", oov_penalty, 0.0, 50.0)?;
         Ok(Box::new(BeamSearchDecoder {
             options: BeamOptions {
@@ -375,7 +389,7 @@ impl Recognizer {
                 beam_prune_log_prob: BeamOptions::default().beam_prune_log_prob,
                 alternatives,
             },
-            lm: self.lm.clone().map(|lm| LmFusion { lm, weight: lm_weight, word_bonus }),
+            lm: self.lm.clone().map(|lm| LmFusion { lm, weight: lm_weight, word_bonus, blank_penalty }),
             hotwords: Hotwords::new(hotwords, self.model.vocabulary())?,
             lexicon: self.lexicon.clone().filter(|_| oov_penalty > 0.0).map(|l| (l, oov_penalty)),
         }))
@@ -619,6 +633,9 @@ mod tests {
         assert_eq!(recognizer.decoding.decoder, DecoderKind::Beam);
         assert!(recognizer.lm.is_some());
         assert!(recognizer.punctuator().is_some() && from_dir.punctuator().is_some());
+        let negative = DecodeOptions { blank_penalty: Some(-1.0), ..Default::default() };
+        assert!(matches!(recognizer.decoding(&negative).err(), Some(DecodeOptionsError::OutOfRange { name: "blank_penalty", .. })));
+        assert!(recognizer.decoding(&DecodeOptions { blank_penalty: Some(0.0), ..Default::default() }).is_ok());
     }
 
     #[test]
@@ -632,6 +649,8 @@ mod tests {
         assert!(matches!(r.decoding(&too_wide).err(), Some(DecodeOptionsError::OutOfRange { name: "beam_size", .. })));
         let no_lm = DecodeOptions { lm_weight: Some(0.5), ..Default::default() };
         assert_eq!(r.decoding(&no_lm).err(), Some(DecodeOptionsError::NeedsLm("lm_weight")));
+        let no_lm = DecodeOptions { blank_penalty: Some(1.0), ..Default::default() };
+        assert_eq!(r.decoding(&no_lm).err(), Some(DecodeOptionsError::NeedsLm("blank_penalty")));
         for decoder in [None, Some(DecoderKind::Greedy), Some(DecoderKind::Beam)] {
             let none = DecodeOptions { decoder, alternatives: Some(0), ..Default::default() };
             assert!(matches!(r.decoding(&none).err(), Some(DecodeOptionsError::OutOfRange { name: "alternatives", .. })), "{decoder:?}");

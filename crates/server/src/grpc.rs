@@ -122,6 +122,7 @@ fn decode_options(config: Option<pb::DecodingConfig>) -> DecodeOptions {
         beam_size: config.beam_size.map(|n| n as usize),
         lm_weight: config.lm_weight,
         word_bonus: config.word_bonus,
+        blank_penalty: config.blank_penalty,
         oov_penalty: config.oov_penalty,
         hotwords: (!config.hotwords.is_empty()).then(|| config.hotwords.join(",")),
         alternatives: (config.alternatives > 0).then_some(config.alternatives as usize),

@@ -68,7 +68,8 @@ fn check_temperature(temperature: Option<&str>) -> Result<(), ApiError> {
 /// `prompt` (Whisper's way to pass expected vocabulary) as hotwords, written
 /// as the prompt writes them.
 fn openai_decode_options(upload: &upload::Upload) -> Result<DecodeOptions, ApiError> {
-    const NAMES: [&str; 8] = ["decoder", "beam_size", "lm_weight", "word_bonus", "oov_penalty", "hotwords", "alternatives", "text_format"];
+    const NAMES: [&str; 9] =
+        ["decoder", "beam_size", "lm_weight", "word_bonus", "blank_penalty", "oov_penalty", "hotwords", "alternatives", "text_format"];
     let mut pairs: Vec<(&str, String)> = NAMES.iter().filter_map(|&name| upload.field(name).map(|v| (name, v.to_string()))).collect();
     if let Some(prompt) = upload.field("prompt") {
         // Commas and colons separate hotwords and boosts: word breaks here.

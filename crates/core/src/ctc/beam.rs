@@ -40,12 +40,19 @@ impl Default for BeamOptions {
     }
 }
 
-/// Shallow fusion: score = log P_ctc + weight · ln P_lm + word_bonus · words.
+/// Shallow fusion: score = log P_ctc + weight · ln P_lm + word_bonus · words
+/// − blank_penalty · steps on blank.
 #[derive(Debug, Clone)]
 pub struct LmFusion {
     pub lm: Arc<NgramLm>,
     pub weight: f32,
     pub word_bonus: f32,
+    /// Taken from blank's log-probability at every step the search tries
+    /// it. The LM charges for every word it scores, so the fused search
+    /// drifts towards blank and drops the letters of unsure words, which
+    /// turns them into other words rather than fewer (a word bonus cannot
+    /// reach that); the penalty pays the letters back per step.
+    pub blank_penalty: f32,
 }
 
 /// Words a hypothesis may use freely; others cost `oov_penalty` (natural
@@ -426,10 +433,12 @@ impl<'a> Search<'a> {
     /// one at least), most likely first, at most `token_top_k`.
     fn candidates(&self, row: &[f32], candidates: &mut Vec<(usize, f32)>) {
         let options = &self.decoder.options;
+        let blank_penalty = self.decoder.lm.as_ref().map_or(0.0, |fusion| fusion.blank_penalty);
+        let searched = |(token, lp): (usize, f32)| (token, if token == BLANK { lp - blank_penalty } else { lp });
         candidates.clear();
-        candidates.extend(row.iter().copied().enumerate().filter(|&(_, lp)| lp >= options.token_min_log_prob));
+        candidates.extend(row.iter().copied().enumerate().map(searched).filter(|&(_, lp)| lp >= options.token_min_log_prob));
         if candidates.is_empty() {
-            candidates.push(super::argmax(row));
+            candidates.push(searched(super::argmax(row)));
         }
         candidates.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
         candidates.truncate(options.token_top_k.max(1));
@@ -555,7 +564,13 @@ impl CtcDecoder for BeamSearchDecoder {
     fn describe(&self) -> String {
         let mut parts = vec![format!("beam search, {} beams", self.options.beam_size)];
         if let Some(f) = &self.lm {
-            parts.push(format!("{}-gram LM weight {} word bonus {}", f.lm.order(), f.weight, f.word_bonus));
+            parts.push(format!(
+                "{}-gram LM weight {} word bonus {} blank penalty {}",
+                f.lm.order(),
+                f.weight,
+                f.word_bonus,
+                f.blank_penalty
+            ));
         }
         if let Some((_, penalty)) = &self.lexicon {
             parts.push(format!("lexicon OOV penalty {penalty}"));
@@ -650,6 +665,21 @@ mod tests {
         assert!((hypotheses[0].score - 0.64f32.ln()).abs() < 1e-3, "{}", hypotheses[0].score);
     }
 
+    /// One step, blank 0.6 / a 0.4: blank wins until the penalty (with a
+    /// fused LM that scores every word alike) makes it 0.6 / e.
+    #[test]
+    fn a_blank_penalty_lets_a_faint_letter_through() {
+        let lm = crate::lm::build::KneserNey::estimate(["a"], 1).unwrap();
+        let lm = Arc::new(NgramLm::from_arpa(&lm.to_arpa()).unwrap());
+        let lp = steps(&[&[('_', 0.6), ('a', 0.4)]]);
+        let fused = |blank_penalty| BeamSearchDecoder {
+            lm: Some(LmFusion { lm: lm.clone(), weight: 0.0, word_bonus: 0.0, blank_penalty }),
+            ..Default::default()
+        };
+        assert_eq!(best(&fused(0.0), &lp), "");
+        assert_eq!(best(&fused(1.0), &lp), "a");
+    }
+
     #[test]
     fn repeated_letters_need_a_blank_between_them() {
         assert_eq!(best(&BeamSearchDecoder::default(), &clear("_aa_")), "a");
@@ -676,7 +706,7 @@ mod tests {
         let lp =
             steps(&[&[('t', 0.9)], &[('h', 0.9)], &[('e', 0.9)], &[(' ', 0.9)], &[('c', 0.9)], &[('o', 0.55), ('a', 0.45)], &[('t', 0.9)]]);
         assert_eq!(best(&BeamSearchDecoder::default(), &lp), "the cot");
-        let fused = BeamSearchDecoder { lm: Some(LmFusion { lm, weight: 0.5, word_bonus: 0.0 }), ..Default::default() };
+        let fused = BeamSearchDecoder { lm: Some(LmFusion { lm, weight: 0.5, word_bonus: 0.0, blank_penalty: 0.0 }), ..Default::default() };
         assert_eq!(best(&fused, &lp), "the cat");
     }
 
@@ -737,7 +767,7 @@ mod tests {
         }
         let lp = steps(&spec.iter().map(Vec::as_slice).collect::<Vec<_>>());
         let decoder = BeamSearchDecoder {
-            lm: Some(LmFusion { lm, weight: 2.0, word_bonus: 0.0 }),
+            lm: Some(LmFusion { lm, weight: 2.0, word_bonus: 0.0, blank_penalty: 0.0 }),
             lexicon: Some((lexicon, 5.0)),
             ..Default::default()
         };
@@ -761,7 +791,7 @@ mod tests {
         let lp = steps(&[&[('z', 0.6), ('c', 0.4)], &[('a', 0.9)], &[('t', 0.5), ('p', 0.25), ('x', 0.25)]]);
         let decoder = |beam_size, lexicon: &Arc<Lexicon>| BeamSearchDecoder {
             options: BeamOptions { beam_size, ..Default::default() },
-            lm: Some(LmFusion { lm: lm.clone(), weight: 1.0, word_bonus: 0.0 }),
+            lm: Some(LmFusion { lm: lm.clone(), weight: 1.0, word_bonus: 0.0, blank_penalty: 0.0 }),
             lexicon: Some((lexicon.clone(), 5.0)),
             ..Default::default()
         };
