@@ -16,17 +16,16 @@ from . import export
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="model directory to write")
-    p.add_argument("models", nargs="+", help="model directories of one architecture")
+    p.add_argument("models", nargs="+", help="model directories: exports of one run")
     args = p.parse_args()
 
     model, config = export.load(args.models[0])
     total = {k: v.clone() for k, v in model.state_dict().items()}
     for d in args.models[1:]:
         other, other_config = export.load(d)
-        if {k: other_config[k] for k in ("stack", "layers", "hidden", "vocab")} != {
-            k: config[k] for k in ("stack", "layers", "hidden", "vocab")
-        }:
-            raise SystemExit(f"{d}: another architecture than {args.models[0]}")
+        # Exports of one run share their config, features included.
+        if other_config != config:
+            raise SystemExit(f"{d}: another model than {args.models[0]} (config.json differs)")
         for k, v in other.state_dict().items():
             total[k] += v
     model.load_state_dict({k: v / len(args.models) for k, v in total.items()})
