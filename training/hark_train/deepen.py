@@ -4,7 +4,7 @@ A deeper network trained from scratch needs far more hours than a CPU
 gives; grown from a trained one, it starts where that model is and only
 has to learn what the extra layer adds. The new layer starts out passing
 its input through: its input and output gates open, its forget gate shut,
-no recurrence, and each cell reading one input unit at a small gain `k`, so
+no recurrence, and each cell reading one input unit at a small GAIN k, so
 that h ≈ σ(6)²·tanh(tanh(k·x)) ≈ σ(6)²·k·x; the output layer's weights are
 divided by that slope, so the grown model answers almost as the old one
 (to about 1 % for the largest inputs).
@@ -25,12 +25,11 @@ GAIN = 0.2
 
 
 def deepen(model: BiLstmCtc, config: dict) -> tuple[BiLstmCtc, dict]:
-    layers, hidden = config["layers"], config["hidden"]
+    layers, h = config["layers"], config["hidden"]
     config = {**config, "layers": layers + 1}
-    grown = BiLstmCtc(config["features"]["num_bins"], config["stack"], layers + 1, hidden, config["vocab"])
+    grown = BiLstmCtc(config["features"]["num_bins"], config["stack"], layers + 1, h, config["vocab"])
     state = grown.state_dict()
     state.update({k: v for k, v in model.state_dict().items() if k.startswith("lstm.")})
-    h = hidden
     for suffix, offset in (("", 0), ("_reverse", h)):
         # PyTorch's gate order: input, forget, cell, output.
         w_ih = torch.zeros(4 * h, 2 * h)
