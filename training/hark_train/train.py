@@ -83,7 +83,7 @@ def main(argv=None):
     p.add_argument("--no-augment", action="store_true", help="no augmentation at all in training")
     p.add_argument("--no-warp", action="store_true", help="no VTLP or tempo perturbation")
     p.add_argument("--no-pad", action="store_true", help="no pause padding around the utterances")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with AVX-512 BF16, GPUs)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast: GPUs, and CPUs with AMX or AVX-512 BF16 (elsewhere emulated and slower)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--cache-dir", default=os.path.join(os.path.dirname(__file__), "..", "data", "cache"))
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
@@ -161,7 +161,7 @@ def main(argv=None):
                 g["lr"] = lr
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
                 log_probs, steps = ddp(x.to(device), lengths.to(device), pack=False)
-            loss = ctc(log_probs.float().transpose(0, 1), targets.to(device), steps, target_lengths.to(device))
+            loss = ctc(log_probs.transpose(0, 1), targets.to(device), steps, target_lengths.to(device))
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
