@@ -1,7 +1,8 @@
-"""Times one training step (forward, CTC loss, backward, AdamW) of the
-English recipe's batch, 12,000 padded frames, for the given architectures,
-in float32 and under bf16 autocast (`hark_train.train --bf16`), on random
-features: the cost of a step depends on the shapes alone.
+"""Times one training step (`hark_train.train.train_step`: forward, CTC
+loss, backward, clipping, AdamW) of the English recipe's batch, 12,000
+padded frames, for the given architectures, in float32 and under bf16
+autocast (`hark_train.train --bf16`), on random features: the cost of a
+step depends on the shapes alone.
 
     OMP_NUM_THREADS=1 taskset -c 1 .venv/bin/python step_time.py 3x320 4x384
 
@@ -15,24 +16,20 @@ import time
 import torch
 from torch import nn
 
+from hark_train.features import DEFAULT_FEATURES
 from hark_train.model import BiLstmCtc
+from hark_train.text import TOKENS
+from hark_train.train import train_step
 
 
-def step_seconds(model, opt, feats, lengths, targets, target_lengths, bf16: bool, repeats: int) -> float:
+def step_seconds(model, batch, bf16: bool, repeats: int) -> float:
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-2)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
-
-    def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            log_probs, steps = model(feats, lengths, pack=False)
-        loss = ctc(log_probs.transpose(0, 1), targets, steps, target_lengths)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    step()  # the first step allocates and picks kernels
+    cpu = torch.device("cpu")
+    train_step(model, opt, ctc, batch, cpu, bf16)  # the first step allocates and picks kernels
     start = time.perf_counter()
     for _ in range(repeats):
-        step()
+        train_step(model, opt, ctc, batch, cpu, bf16)
     return (time.perf_counter() - start) / repeats
 
 
@@ -45,14 +42,14 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     # 20 utterances of 6 s: 12,000 frames of 10 ms, 200 steps of 30 ms each, 60 letters.
-    feats, lengths = torch.randn(20, 600, 80), torch.full((20,), 600)
-    targets, target_lengths = torch.randint(1, 29, (20, 60)), torch.full((20,), 60)
+    bins = DEFAULT_FEATURES["num_bins"]
+    batch = (torch.randn(20, 600, bins), torch.full((20,), 600),
+             torch.randint(1, len(TOKENS), (20, 60)), torch.full((20,), 60))
     for shape in args.shapes:
         layers, hidden = (int(v) for v in shape.split("x"))
-        model = BiLstmCtc(80, 3, layers, hidden, 29)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        fp32 = step_seconds(model, opt, feats, lengths, targets, target_lengths, False, args.repeats)
-        bf16 = step_seconds(model, opt, feats, lengths, targets, target_lengths, True, args.repeats)
+        model = BiLstmCtc(bins, 3, layers, hidden, len(TOKENS))
+        fp32 = step_seconds(model, batch, False, args.repeats)
+        bf16 = step_seconds(model, batch, True, args.repeats)
         params = sum(p.numel() for p in model.parameters()) / 1e6
         print(f"{shape} ({params:.2f} M parameters): float32 {fp32:.2f} s, bf16 {bf16:.2f} s a step "
               f"({fp32 / bf16:.2f}x), {args.threads} thread(s)", flush=True)

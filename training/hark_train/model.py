@@ -33,10 +33,10 @@ class BiLstmCtc(nn.Module):
         log-softmax runs in float32 even under bf16 autocast: CTC's gradient
         is the difference of two distributions, which bf16 would blur."""
         x, steps = self.stack_frames(feats, lengths)
-        if not pack:
+        if pack:
+            packed = nn.utils.rnn.pack_padded_sequence(x, steps.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+            y, _ = self.lstm(packed)
+            y, _ = nn.utils.rnn.pad_packed_sequence(y, batch_first=True, total_length=x.shape[1])
+        else:
             y, _ = self.lstm(x)
-            return self.out(y).float().log_softmax(-1), steps
-        packed = nn.utils.rnn.pack_padded_sequence(x, steps.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-        y, _ = self.lstm(packed)
-        y, _ = nn.utils.rnn.pad_packed_sequence(y, batch_first=True, total_length=x.shape[1])
         return self.out(y).float().log_softmax(-1), steps

@@ -61,6 +61,21 @@ class Collate:
         return x, lengths, targets, target_lengths
 
 
+def train_step(net, opt, ctc, batch, device, bf16: bool) -> torch.Tensor:
+    """One optimizer step on a collated batch (padding run through, as
+    `BiLstmCtc.forward` explains); returns the CTC loss. `step_time.py`
+    times this same step."""
+    x, lengths, targets, target_lengths = batch
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        log_probs, steps = net(x.to(device), lengths.to(device), pack=False)
+    loss = ctc(log_probs.transpose(0, 1), targets.to(device), steps, target_lengths.to(device))
+    opt.zero_grad()
+    loss.backward()
+    nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+    opt.step()
+    return loss
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--train", nargs="+", required=True, help="training manifests (NeMo JSON lines)")
@@ -159,13 +174,7 @@ def main(argv=None):
             lr = args.lr * min(1.0, (step + 1) / args.warmup) * args.lr_decay**epoch
             for g in opt.param_groups:
                 g["lr"] = lr
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
-                log_probs, steps = ddp(x.to(device), lengths.to(device), pack=False)
-            loss = ctc(log_probs.transpose(0, 1), targets.to(device), steps, target_lengths.to(device))
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
+            loss = train_step(ddp, opt, ctc, (x, lengths, targets, target_lengths), device, args.bf16)
             step += 1
             bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.1e}", refresh=False)
             if rank == 0 and step % args.eval_every == 0:
