@@ -117,4 +117,4 @@ fn english_model_hears_opus_as_it_hears_the_originals() {
 /// model improves, never raise them.
 const LJSPEECH_DEV_WER: (f64, f64) = (33.22, 40.0);
 const FSDD_TEST_WER: (f64, f64) = (4.00, 5.0);
-const DIGIT_STRINGS_WER: (f64, f64) = (3.34, 10.0);
+const DIGIT_STRINGS_WER: (f64, f64) = (3.24, 10.0);
